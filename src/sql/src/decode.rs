@@ -1,0 +1,359 @@
+//! The JSON source format: record payloads to typed rows.
+//!
+//! A [`JsonDecoder`] is built once per source from its columns' JSON paths and
+//! walks each payload in one pass with serde_json, without building a DOM: object
+//! keys are matched against the schema in place, values are converted straight to
+//! [`Value`]s, and fields the source does not declare are skipped. Every failure is
+//! a [`DecodeError`] naming the column; the dataflow sends those records to the
+//! dead-letter topic.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+
+use crate::plan::SourceDef;
+use crate::types::{parse_timestamp, Row, ScalarType, Value};
+
+/// Why a payload did not decode into a row.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Not valid JSON, not an object, or a value of the wrong type.
+    #[error("malformed record: {0}")]
+    Malformed(String),
+    /// A `NOT NULL` or event-time column is absent or null.
+    #[error("missing field `{0}`")]
+    MissingField(String),
+}
+
+/// One level of the schema: object keys and what each leads to.
+#[derive(Debug, Default)]
+struct ObjectShape {
+    fields: Vec<(String, Slot)>,
+}
+
+#[derive(Debug)]
+enum Slot {
+    Column(usize),
+    Object(ObjectShape),
+}
+
+/// Decodes JSON payloads for one source.
+#[derive(Debug)]
+pub struct JsonDecoder {
+    root: ObjectShape,
+    types: Vec<ScalarType>,
+    names: Vec<String>,
+    required: Vec<bool>,
+}
+
+impl JsonDecoder {
+    /// A decoder for the source's columns and paths.
+    pub fn new(source: &SourceDef) -> Self {
+        let mut root = ObjectShape::default();
+        for (index, col) in source.columns.iter().enumerate() {
+            let mut shape = &mut root;
+            let (last, parents) = col
+                .path
+                .split_last()
+                .expect("a source column has a non-empty path");
+            for part in parents {
+                let pos = match shape.fields.iter().position(|(k, _)| k == part) {
+                    Some(p) => p,
+                    None => {
+                        shape
+                            .fields
+                            .push((part.clone(), Slot::Object(ObjectShape::default())));
+                        shape.fields.len() - 1
+                    }
+                };
+                shape = match &mut shape.fields[pos].1 {
+                    Slot::Object(o) => o,
+                    Slot::Column(_) => {
+                        unreachable!("planner rejects a column that is also a parent path")
+                    }
+                };
+            }
+            shape.fields.push((last.clone(), Slot::Column(index)));
+        }
+        JsonDecoder {
+            root,
+            types: source.columns.iter().map(|c| c.column.ty).collect(),
+            names: source.columns.iter().map(|c| c.path.join(".")).collect(),
+            required: source
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| !c.column.nullable || Some(i) == source.event_time)
+                .collect(),
+        }
+    }
+
+    /// Decodes one payload.
+    pub fn decode(&self, payload: &[u8]) -> Result<Row, DecodeError> {
+        let mut values: Vec<Option<Value>> = vec![None; self.types.len()];
+        let mut de = serde_json::Deserializer::from_slice(payload);
+        ObjectSeed {
+            shape: &self.root,
+            decoder: self,
+            values: &mut values,
+        }
+        .deserialize(&mut de)
+        .and_then(|()| de.end())
+        .map_err(|e| DecodeError::Malformed(e.to_string()))?;
+        values
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Some(Value::Null) | None if self.required[i] => {
+                    Err(DecodeError::MissingField(self.names[i].clone()))
+                }
+                Some(v) => Ok(v),
+                None => Ok(Value::Null),
+            })
+            .collect()
+    }
+}
+
+struct ObjectSeed<'a> {
+    shape: &'a ObjectShape,
+    decoder: &'a JsonDecoder,
+    values: &'a mut Vec<Option<Value>>,
+}
+
+impl<'de> DeserializeSeed<'de> for ObjectSeed<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ObjectSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(slot) = map.next_key_seed(KeySeed(self.shape))? {
+            match slot.map(|i| &self.shape.fields[i].1) {
+                Some(Slot::Column(c)) => {
+                    let value = map.next_value_seed(ValueSeed {
+                        ty: self.decoder.types[*c],
+                        name: &self.decoder.names[*c],
+                    })?;
+                    self.values[*c] = Some(value);
+                }
+                Some(Slot::Object(shape)) => map.next_value_seed(NestedSeed(ObjectSeed {
+                    shape,
+                    decoder: self.decoder,
+                    values: self.values,
+                }))?,
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A nested object that may also be `null` (then its columns are absent).
+struct NestedSeed<'a>(ObjectSeed<'a>);
+
+impl<'de> DeserializeSeed<'de> for NestedSeed<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NestedSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object or null")
+    }
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        self.0.deserialize(d)
+    }
+}
+
+/// Matches an object key against a shape without allocating: the field's index.
+struct KeySeed<'a>(&'a ObjectShape);
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = Option<usize>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_> {
+    type Value = Option<usize>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Option<usize>, E> {
+        Ok(self.0.fields.iter().position(|(k, _)| k == key))
+    }
+}
+
+/// Converts one JSON value to a column's type.
+struct ValueSeed<'a> {
+    ty: ScalarType,
+    name: &'a str,
+}
+
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
+    type Value = Value;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ValueSeed<'_> {
+    type Value = Value;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self.ty {
+            ScalarType::Timestamp => write!(
+                f,
+                "TIMESTAMP (epoch milliseconds or RFC 3339 string) for field `{}`",
+                self.name
+            ),
+            ty => write!(f, "{ty} for field `{}`", self.name),
+        }
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Value, E> {
+        match self.ty {
+            ScalarType::Bool => Ok(Value::Bool(b)),
+            _ => Err(E::invalid_type(de::Unexpected::Bool(b), &self)),
+        }
+    }
+    fn visit_i64<E: de::Error>(self, i: i64) -> Result<Value, E> {
+        match self.ty {
+            ScalarType::Int => Ok(Value::Int(i)),
+            ScalarType::Float => Ok(Value::float(i as f64)),
+            ScalarType::Timestamp => Ok(Value::Timestamp(i)),
+            _ => Err(E::invalid_type(de::Unexpected::Signed(i), &self)),
+        }
+    }
+    fn visit_u64<E: de::Error>(self, u: u64) -> Result<Value, E> {
+        match i64::try_from(u) {
+            Ok(i) => self.visit_i64(i),
+            Err(_) if self.ty == ScalarType::Float => Ok(Value::float(u as f64)),
+            Err(_) => Err(E::invalid_value(de::Unexpected::Unsigned(u), &self)),
+        }
+    }
+    fn visit_f64<E: de::Error>(self, x: f64) -> Result<Value, E> {
+        let integral = x.fract() == 0.0 && x >= i64::MIN as f64 && x < i64::MAX as f64;
+        match self.ty {
+            ScalarType::Float => Ok(Value::float(x)),
+            ScalarType::Int if integral => Ok(Value::Int(x as i64)),
+            ScalarType::Timestamp if integral => Ok(Value::Timestamp(x as i64)),
+            _ => Err(E::invalid_type(de::Unexpected::Float(x), &self)),
+        }
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Value, E> {
+        match self.ty {
+            ScalarType::Text => Ok(Value::Text(Arc::from(s))),
+            ScalarType::Timestamp => parse_timestamp(s)
+                .map(Value::Timestamp)
+                .ok_or_else(|| E::invalid_value(de::Unexpected::Str(s), &self)),
+            _ => Err(E::invalid_type(de::Unexpected::Str(s), &self)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Column, Format, SourceColumn};
+
+    fn source() -> SourceDef {
+        let col = |name: &str, path: &[&str], ty, nullable| SourceColumn {
+            column: Column {
+                name: name.into(),
+                ty,
+                nullable,
+            },
+            path: path.iter().map(|s| s.to_string()).collect(),
+        };
+        SourceDef {
+            name: "clicks".into(),
+            topic: "clicks".into(),
+            format: Format::Json,
+            columns: vec![
+                col("ts", &["ts"], ScalarType::Timestamp, false),
+                col("user", &["user"], ScalarType::Text, true),
+                col("amount", &["amount"], ScalarType::Float, true),
+                col("city", &["geo", "city"], ScalarType::Text, true),
+                col("n", &["n"], ScalarType::Int, true),
+            ],
+            event_time: Some(0),
+            lateness_ms: 5000,
+            key_column: None,
+        }
+    }
+
+    #[test]
+    fn decodes_flat_and_nested_fields_and_ignores_others() {
+        let d = JsonDecoder::new(&source());
+        let row = d
+            .decode(br#"{"ts":1700000000002,"user":"u1","x":[1,{"a":2}],"amount":1.5,"geo":{"city":"Oslo","zip":1},"n":3}"#)
+            .unwrap();
+        assert_eq!(
+            row,
+            vec![
+                Value::Timestamp(1_700_000_000_002),
+                Value::text("u1"),
+                Value::float(1.5),
+                Value::text("Oslo"),
+                Value::Int(3)
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_nullable_fields_are_null_but_event_time_is_required() {
+        let d = JsonDecoder::new(&source());
+        let row = d.decode(br#"{"ts":"2023-11-14T22:13:20Z"}"#).unwrap();
+        assert_eq!(row[0], Value::Timestamp(1_700_000_000_000));
+        assert!(row[1..].iter().all(Value::is_null));
+        assert_eq!(
+            d.decode(br#"{"user":"u1"}"#),
+            Err(DecodeError::MissingField("ts".into()))
+        );
+    }
+
+    #[test]
+    fn type_errors_name_the_field() {
+        let d = JsonDecoder::new(&source());
+        let err = d.decode(br#"{"ts":1,"amount":"lots"}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("DOUBLE for field `amount`"),
+            "{err}"
+        );
+        let err = d.decode(br#"{"ts":1,"n":1.5}"#).unwrap_err();
+        assert!(err.to_string().contains("BIGINT for field `n`"), "{err}");
+        assert!(matches!(
+            d.decode(b"{not json"),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert!(matches!(d.decode(b"[1,2]"), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            d.decode(br#"{"ts":1} trailing"#),
+            Err(DecodeError::Malformed(_))
+        ));
+    }
+}
