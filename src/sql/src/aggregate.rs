@@ -56,6 +56,33 @@ pub fn finish_avg(ty: ScalarType, acc: i128, count: i64) -> Value {
     Value::float(sum / count as f64)
 }
 
+/// The accumulator contribution of one non-NULL argument of an accumulable
+/// aggregate (`SUM`, `AVG`) whose result has type `result_ty`. `AVG` always
+/// accumulates in fixed point; `SUM` in its result's type. Oracle and dataflow
+/// both call this, so their sums agree bit for bit.
+pub fn accumulate(func: crate::plan::AggFunc, result_ty: ScalarType, value: &Value) -> i128 {
+    use crate::plan::AggFunc;
+    match (func, value) {
+        (AggFunc::Avg, Value::Int(i)) => to_accumulator(&Value::float(*i as f64)),
+        (AggFunc::Sum, Value::Int(i)) if result_ty == ScalarType::Float => {
+            to_accumulator(&Value::float(*i as f64))
+        }
+        _ => to_accumulator(value),
+    }
+}
+
+/// The final value of an accumulable aggregate from its accumulator and the number
+/// of non-NULL arguments it saw (see [`accumulate`]).
+pub fn finish(func: crate::plan::AggFunc, result_ty: ScalarType, acc: i128, count: i64) -> Value {
+    use crate::plan::AggFunc;
+    match func {
+        AggFunc::Avg => finish_avg(ScalarType::Float, acc, count),
+        AggFunc::Sum => finish_sum(result_ty, acc, count),
+        AggFunc::Count | AggFunc::CountStar => Value::Int(count),
+        AggFunc::Min | AggFunc::Max => unreachable!("MIN and MAX are not accumulable"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

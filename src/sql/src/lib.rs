@@ -12,5 +12,6 @@ pub mod expr;
 pub mod lateness;
 pub mod plan;
 pub mod types;
+pub mod window;
 
 pub use types::{Row, ScalarType, Value};
