@@ -1,0 +1,321 @@
+//! The on-disk frame: one batch of records, length-prefixed and CRC32C-checked.
+//!
+//! ```text
+//! frame   = body_len:u32le crc32c(body):u32le body
+//! body    = base_offset:u64le count:u32le record{count}
+//! record  = timestamp_ms:i64le key_len:u32le key payload_len:u32le payload
+//! ```
+//! `key_len == u32::MAX` means "no key". A frame's body is at most the configured
+//! maximum frame size; a length outside `BODY_PREFIX..=max` is corruption, never an
+//! allocation. Integers are little-endian.
+
+use bytes::Bytes;
+
+use crate::{LogError, NewRecord, Record, Result};
+
+/// Bytes before the body: length and checksum.
+pub(crate) const HEADER: usize = 8;
+/// Bytes at the start of every body: base offset and record count.
+pub(crate) const BODY_PREFIX: usize = 12;
+/// Per-record overhead: timestamp and two lengths.
+pub(crate) const RECORD_OVERHEAD: usize = 16;
+const NO_KEY: u32 = u32::MAX;
+
+/// Where a frame written by [`encode_batch`] landed in the buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FrameInfo {
+    /// Byte position of the frame within the encoded buffer.
+    pub pos: usize,
+    /// Offset of the frame's first record.
+    pub base_offset: u64,
+    /// Records in the frame.
+    pub count: u32,
+}
+
+/// The encoded size of one record within a body.
+pub(crate) fn record_len(record: &NewRecord) -> usize {
+    RECORD_OVERHEAD + record.key.as_ref().map_or(0, |k| k.len()) + record.payload.len()
+}
+
+/// Appends `records` to `out` as one or more frames, each body at most `max_body` bytes,
+/// numbering records from `base_offset`. Returns one [`FrameInfo`] per frame written.
+pub(crate) fn encode_batch(
+    records: &[NewRecord],
+    base_offset: u64,
+    max_body: u32,
+    out: &mut Vec<u8>,
+) -> Result<Vec<FrameInfo>> {
+    let mut frames = Vec::new();
+    let mut i = 0;
+    let mut offset = base_offset;
+    while i < records.len() {
+        // Choose the records of this frame.
+        let mut body_len = BODY_PREFIX;
+        let mut j = i;
+        while j < records.len() {
+            let len = record_len(&records[j]);
+            if body_len + len > max_body as usize {
+                break;
+            }
+            body_len += len;
+            j += 1;
+        }
+        if j == i {
+            let size = BODY_PREFIX + record_len(&records[i]);
+            return Err(LogError::RecordTooLarge {
+                size,
+                max: max_body,
+            });
+        }
+        let pos = out.len();
+        out.reserve(HEADER + body_len);
+        out.extend_from_slice(&(body_len as u32).to_le_bytes());
+        out.extend_from_slice(&[0; 4]);
+        let body_start = out.len();
+        let count = (j - i) as u32;
+        out.extend_from_slice(&offset.to_le_bytes());
+        out.extend_from_slice(&count.to_le_bytes());
+        for record in &records[i..j] {
+            out.extend_from_slice(&record.timestamp_ms.to_le_bytes());
+            match &record.key {
+                Some(key) => {
+                    out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+                    out.extend_from_slice(key);
+                }
+                None => out.extend_from_slice(&NO_KEY.to_le_bytes()),
+            }
+            out.extend_from_slice(&(record.payload.len() as u32).to_le_bytes());
+            out.extend_from_slice(&record.payload);
+        }
+        let crc = crc32c::crc32c(&out[body_start..]);
+        out[pos + 4..pos + 8].copy_from_slice(&crc.to_le_bytes());
+        frames.push(FrameInfo {
+            pos,
+            base_offset: offset,
+            count,
+        });
+        offset += u64::from(count);
+        i = j;
+    }
+    Ok(frames)
+}
+
+/// A frame's header and body prefix, parsed without looking at the records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FrameHead {
+    /// Length of the body.
+    pub body_len: u32,
+    /// Expected CRC32C of the body.
+    pub crc: u32,
+    /// Offset of the first record.
+    pub base_offset: u64,
+    /// Number of records.
+    pub count: u32,
+}
+
+impl FrameHead {
+    /// Total bytes of the frame on disk.
+    pub(crate) fn total_len(&self) -> u64 {
+        HEADER as u64 + u64::from(self.body_len)
+    }
+}
+
+/// Parses the first `HEADER + BODY_PREFIX` bytes of a frame; `Err` says why they cannot
+/// start a valid frame.
+pub(crate) fn parse_head(bytes: &[u8], max_body: u32) -> Result<FrameHead, String> {
+    if bytes.len() < HEADER + BODY_PREFIX {
+        return Err(format!("incomplete frame header ({} bytes)", bytes.len()));
+    }
+    let body_len = u32_at(bytes, 0);
+    if (body_len as usize) < BODY_PREFIX || body_len > max_body {
+        return Err(format!("frame length {body_len} out of range"));
+    }
+    let head = FrameHead {
+        body_len,
+        crc: u32_at(bytes, 4),
+        base_offset: u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")),
+        count: u32_at(bytes, 16),
+    };
+    if head.count == 0 {
+        return Err("frame with no records".to_string());
+    }
+    Ok(head)
+}
+
+/// Whether `body` matches the checksum in `head`.
+pub(crate) fn body_ok(head: &FrameHead, body: &[u8]) -> bool {
+    crc32c::crc32c(body) == head.crc
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
+}
+
+/// Decodes the records of a checked body (a slice of a larger buffer, so payloads are
+/// zero-copy slices of it), skipping those below `from_offset` and stopping once
+/// `max_records` are in `out` or the byte budget is spent. Returns `Err(reason)` if the
+/// body is malformed despite its checksum.
+pub(crate) fn decode_body(
+    body: &Bytes,
+    from_offset: u64,
+    max_records: usize,
+    max_bytes: usize,
+    bytes_used: &mut usize,
+    out: &mut Vec<Record>,
+) -> Result<(), String> {
+    let base = u64::from_le_bytes(body[0..8].try_into().expect("8 bytes"));
+    let count = u32_at(body, 8);
+    let mut at = BODY_PREFIX;
+    let need = |at: usize, n: usize| {
+        if at + n > body.len() {
+            Err(format!("record extends past the frame body at {at}"))
+        } else {
+            Ok(())
+        }
+    };
+    for i in 0..u64::from(count) {
+        if out.len() >= max_records {
+            return Ok(());
+        }
+        need(at, 12)?;
+        let timestamp_ms = i64::from_le_bytes(body[at..at + 8].try_into().expect("8 bytes"));
+        let key_len = u32_at(body, at + 8);
+        at += 12;
+        let key = if key_len == NO_KEY {
+            None
+        } else {
+            need(at, key_len as usize)?;
+            let key = body.slice(at..at + key_len as usize);
+            at += key_len as usize;
+            Some(key)
+        };
+        need(at, 4)?;
+        let payload_len = u32_at(body, at) as usize;
+        at += 4;
+        need(at, payload_len)?;
+        let offset = base + i;
+        if offset < from_offset {
+            at += payload_len;
+            continue;
+        }
+        let size = payload_len + key.as_ref().map_or(0, |k| k.len());
+        if !out.is_empty() && *bytes_used + size > max_bytes {
+            return Ok(());
+        }
+        *bytes_used += size;
+        out.push(Record {
+            offset,
+            timestamp_ms,
+            key,
+            payload: body.slice(at..at + payload_len),
+        });
+        at += payload_len;
+    }
+    if at != body.len() {
+        return Err(format!(
+            "{} trailing bytes after the last record",
+            body.len() - at
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recs(n: usize) -> Vec<NewRecord> {
+        (0..n)
+            .map(|i| {
+                let payload = format!("payload-{i}");
+                if i % 2 == 0 {
+                    NewRecord::with_key(format!("k{i}"), payload, i as i64 - 3)
+                } else {
+                    NewRecord::new(payload, i as i64)
+                }
+            })
+            .collect()
+    }
+
+    fn decode_all(buf: &[u8], max_body: u32) -> Vec<Record> {
+        let buf = Bytes::copy_from_slice(buf);
+        let mut at = 0;
+        let mut out = Vec::new();
+        while at < buf.len() {
+            let head = parse_head(&buf[at..], max_body).unwrap();
+            let body = buf.slice(at + HEADER..at + head.total_len() as usize);
+            assert!(body_ok(&head, &body));
+            decode_body(&body, 0, usize::MAX, usize::MAX, &mut 0, &mut out).unwrap();
+            at += head.total_len() as usize;
+        }
+        out
+    }
+
+    #[test]
+    fn round_trip_splits_into_frames() {
+        let records = recs(50);
+        let mut buf = Vec::new();
+        let frames = encode_batch(&records, 100, 200, &mut buf).unwrap();
+        assert!(frames.len() > 1, "a small max body splits the batch");
+        assert_eq!(frames[0].base_offset, 100);
+        assert_eq!(frames.iter().map(|f| f.count).sum::<u32>(), 50);
+        let back = decode_all(&buf, 200);
+        assert_eq!(back.len(), 50);
+        for (i, (r, n)) in back.iter().zip(&records).enumerate() {
+            assert_eq!(r.offset, 100 + i as u64);
+            assert_eq!(
+                (&r.key, &r.payload, r.timestamp_ms),
+                (&n.key, &n.payload, n.timestamp_ms)
+            );
+        }
+    }
+
+    #[test]
+    fn corruption_is_detected() {
+        let mut buf = Vec::new();
+        encode_batch(&recs(3), 0, 1 << 20, &mut buf).unwrap();
+        let head = parse_head(&buf, 1 << 20).unwrap();
+        for i in HEADER..buf.len() {
+            let mut bad = buf.clone();
+            bad[i] ^= 0x40;
+            assert!(!body_ok(&head, &bad[HEADER..]), "flip at {i} undetected");
+        }
+        // An absurd length is rejected before anything is allocated.
+        let mut huge = buf.clone();
+        huge[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(parse_head(&huge, 1 << 20)
+            .unwrap_err()
+            .contains("out of range"));
+        assert!(parse_head(&buf[..10], 1 << 20)
+            .unwrap_err()
+            .contains("incomplete"));
+    }
+
+    #[test]
+    fn too_large_record_is_an_error() {
+        let big = vec![NewRecord::new(vec![0u8; 1000], 0)];
+        let err = encode_batch(&big, 0, 500, &mut Vec::new()).unwrap_err();
+        assert!(matches!(err, LogError::RecordTooLarge { max: 500, .. }));
+    }
+
+    #[test]
+    fn decode_respects_limits_and_start() {
+        let mut buf = Vec::new();
+        encode_batch(&recs(10), 0, 1 << 20, &mut buf).unwrap();
+        let all = Bytes::from(buf);
+        let body = all.slice(HEADER..);
+        let mut out = Vec::new();
+        decode_body(&body, 4, 3, usize::MAX, &mut 0, &mut out).unwrap();
+        assert_eq!(
+            out.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            vec![4, 5, 6]
+        );
+        let mut out = Vec::new();
+        decode_body(&body, 0, 100, 0, &mut 0, &mut out).unwrap();
+        assert_eq!(
+            out.len(),
+            1,
+            "the first record is returned even over budget"
+        );
+    }
+}
