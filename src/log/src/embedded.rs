@@ -23,7 +23,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, PoisonError, RwLock, Weak};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub use lock::{read_lock_info, LockInfo};
@@ -76,9 +77,12 @@ impl Default for EmbeddedOptions {
 /// The embedded, file-backed log. See the module documentation for the layout.
 pub struct EmbeddedLog {
     shared: Arc<Shared>,
-    /// Dropping this stops the background flusher and poller.
-    _stop: mpsc::Sender<()>,
-    stop_rx: std::sync::Mutex<Option<mpsc::Receiver<()>>>,
+    /// Dropping this stops the background flusher or poller.
+    stop: Option<mpsc::Sender<()>>,
+    stop_rx: Mutex<Option<mpsc::Receiver<()>>>,
+    /// The background thread, joined on drop so that the lock and files are released
+    /// when the log is.
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 struct Shared {
@@ -109,10 +113,11 @@ impl EmbeddedLog {
                 .unwrap_or_else(PoisonError::into_inner)
                 .take();
             let weak = Arc::downgrade(&log.shared);
-            std::thread::Builder::new()
+            let handle = std::thread::Builder::new()
                 .name("kappa-log-flush".into())
                 .spawn(move || flusher(weak, rx.expect("receiver"), every))
                 .ctx(|| "starting the flush thread".to_string())?;
+            *log.thread.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);
         }
         Ok(log)
     }
@@ -140,8 +145,9 @@ impl EmbeddedLog {
                 topics: RwLock::new(BTreeMap::new()),
                 poller_started: AtomicBool::new(false),
             }),
-            _stop: tx,
-            stop_rx: std::sync::Mutex::new(Some(rx)),
+            stop: Some(tx),
+            stop_rx: Mutex::new(Some(rx)),
+            thread: Mutex::new(None),
         }
     }
 
@@ -253,8 +259,13 @@ impl EmbeddedLog {
         let spawned = std::thread::Builder::new()
             .name("kappa-log-poll".into())
             .spawn(move || poller(weak, rx.expect("receiver")));
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "cannot start the log poller; follow callbacks will not fire");
+        match spawned {
+            Ok(handle) => {
+                *self.thread.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the log poller; follow callbacks will not fire")
+            }
         }
     }
 }
@@ -264,6 +275,18 @@ impl Drop for EmbeddedLog {
         if !self.shared.read_only {
             if let Err(e) = self.flush() {
                 tracing::error!(error = %e, "flushing the log on close failed");
+            }
+        }
+        drop(self.stop.take());
+        let handle = self
+            .thread
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(handle) = handle {
+            // A callback run by the poller may drop the last handle to the log.
+            if handle.thread().id() != std::thread::current().id() {
+                let _ = handle.join();
             }
         }
     }

@@ -153,8 +153,9 @@ fn u32_at(bytes: &[u8], at: usize) -> u32 {
 
 /// Decodes the records of a checked body (a slice of a larger buffer, so payloads are
 /// zero-copy slices of it), skipping those below `from_offset` and stopping once
-/// `max_records` are in `out` or the byte budget is spent. Returns `Err(reason)` if the
-/// body is malformed despite its checksum.
+/// `max_records` are in `out` or the byte budget is spent. Returns whether it stopped
+/// for a limit (`true`) rather than at the end of the body, or `Err(reason)` if the body
+/// is malformed despite its checksum.
 pub(crate) fn decode_body(
     body: &Bytes,
     from_offset: u64,
@@ -162,7 +163,7 @@ pub(crate) fn decode_body(
     max_bytes: usize,
     bytes_used: &mut usize,
     out: &mut Vec<Record>,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let base = u64::from_le_bytes(body[0..8].try_into().expect("8 bytes"));
     let count = u32_at(body, 8);
     let mut at = BODY_PREFIX;
@@ -175,7 +176,7 @@ pub(crate) fn decode_body(
     };
     for i in 0..u64::from(count) {
         if out.len() >= max_records {
-            return Ok(());
+            return Ok(true);
         }
         need(at, 12)?;
         let timestamp_ms = i64::from_le_bytes(body[at..at + 8].try_into().expect("8 bytes"));
@@ -200,7 +201,7 @@ pub(crate) fn decode_body(
         }
         let size = payload_len + key.as_ref().map_or(0, |k| k.len());
         if !out.is_empty() && *bytes_used + size > max_bytes {
-            return Ok(());
+            return Ok(true);
         }
         *bytes_used += size;
         out.push(Record {
@@ -217,7 +218,7 @@ pub(crate) fn decode_body(
             body.len() - at
         ));
     }
-    Ok(())
+    Ok(false)
 }
 
 #[cfg(test)]

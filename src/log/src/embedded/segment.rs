@@ -246,13 +246,6 @@ pub(crate) struct ReadBudget {
     pub out: Vec<Record>,
 }
 
-impl ReadBudget {
-    fn full(&self) -> bool {
-        self.out.len() >= self.max_records
-            || (!self.out.is_empty() && self.bytes_used >= self.max_bytes)
-    }
-}
-
 /// A consistent view of a segment for one read, taken under the partition's lock.
 pub(crate) struct SegmentView {
     pub path: PathBuf,
@@ -288,18 +281,19 @@ pub(crate) fn read_segment(
                 if !progressed {
                     // A frame larger than the chunk: read exactly that frame.
                     let whole = read_at(view, pos, total)?;
-                    decode_frame(view, pos, &head, whole.slice(HEADER..), from_offset, budget)?;
+                    if decode_frame(view, pos, &head, whole.slice(HEADER..), from_offset, budget)? {
+                        return Ok(false);
+                    }
                     at = total;
                 }
                 break;
             }
             let body = buf.slice(at + HEADER..at + total);
-            decode_frame(view, pos + at as u64, &head, body, from_offset, budget)?;
-            at += total;
-            progressed = true;
-            if budget.full() {
+            if decode_frame(view, pos + at as u64, &head, body, from_offset, budget)? {
                 return Ok(false);
             }
+            at += total;
+            progressed = true;
         }
         if at == 0 {
             // Fewer bytes than a frame head remain in the committed length: corrupt.
@@ -310,9 +304,6 @@ pub(crate) fn read_segment(
             ));
         }
         pos += at as u64;
-        if budget.full() {
-            return Ok(false);
-        }
     }
     Ok(true)
 }
@@ -329,6 +320,7 @@ fn parse(view: &SegmentView, pos: u64, bytes: &[u8], max_body: u32) -> Result<Fr
     frame::parse_head(bytes, max_body).map_err(|reason| corrupt(view, pos, reason))
 }
 
+/// Decodes one frame into the budget; returns whether the budget ran out.
 fn decode_frame(
     view: &SegmentView,
     pos: u64,
@@ -336,9 +328,9 @@ fn decode_frame(
     body: Bytes,
     from_offset: u64,
     budget: &mut ReadBudget,
-) -> Result<()> {
+) -> Result<bool> {
     if head.base_offset + u64::from(head.count) <= from_offset {
-        return Ok(());
+        return Ok(false);
     }
     if !frame::body_ok(head, &body) {
         return Err(LogError::Corrupt {

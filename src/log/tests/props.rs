@@ -1,0 +1,190 @@
+//! Property tests of the embedded log against a plain in-memory model: random batches,
+//! random segment and frame sizes, reopen between appends, reads from random offsets
+//! with random limits. What is read back equals what was acknowledged, in order, with
+//! the same offsets; MemLog is held to the same model.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use kappa_log::{Durability, EmbeddedLog, EmbeddedOptions, Log, MemLog, NewRecord};
+use proptest::prelude::*;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Append {
+        partition: u32,
+        records: Vec<(Option<Vec<u8>>, Vec<u8>, i64)>,
+    },
+    Reopen,
+}
+
+fn record() -> impl Strategy<Value = (Option<Vec<u8>>, Vec<u8>, i64)> {
+    (
+        proptest::option::of(proptest::collection::vec(any::<u8>(), 0..8)),
+        proptest::collection::vec(any::<u8>(), 0..120),
+        any::<i64>(),
+    )
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        8 => (0u32..2, proptest::collection::vec(record(), 0..25))
+            .prop_map(|(partition, records)| Op::Append { partition, records }),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+#[derive(Debug, Clone)]
+struct Read {
+    partition: u32,
+    from_permille: u32,
+    max_records: usize,
+    max_bytes: usize,
+}
+
+fn read() -> impl Strategy<Value = Read> {
+    (0u32..2, 0u32..=1000, 1usize..50, 0usize..3000).prop_map(
+        |(partition, from_permille, max_records, max_bytes)| Read {
+            partition,
+            from_permille,
+            max_records,
+            max_bytes,
+        },
+    )
+}
+
+fn to_new(records: &[(Option<Vec<u8>>, Vec<u8>, i64)]) -> Vec<NewRecord> {
+    records
+        .iter()
+        .map(|(k, p, ts)| NewRecord {
+            key: k.clone().map(Bytes::from),
+            payload: Bytes::from(p.clone()),
+            timestamp_ms: *ts,
+        })
+        .collect()
+}
+
+type Model = [Vec<NewRecord>; 2];
+
+fn check_reads(log: &dyn Log, model: &Model, reads: &[Read]) -> Result<(), TestCaseError> {
+    for (p, expected) in model.iter().enumerate() {
+        let p = p as u32;
+        prop_assert_eq!(log.end_offset("t", p).unwrap(), expected.len() as u64);
+        let all = log.read("t", p, 0, usize::MAX, usize::MAX).unwrap();
+        prop_assert_eq!(all.len(), expected.len());
+        for (i, (got, want)) in all.iter().zip(expected).enumerate() {
+            prop_assert_eq!(got.offset, i as u64);
+            prop_assert_eq!(
+                (&got.key, &got.payload, got.timestamp_ms),
+                (&want.key, &want.payload, want.timestamp_ms)
+            );
+        }
+    }
+    for r in reads {
+        let expected = &model[r.partition as usize];
+        let from = (expected.len() as u64 * u64::from(r.from_permille)) / 1000;
+        let got = log
+            .read("t", r.partition, from, r.max_records, r.max_bytes)
+            .unwrap();
+        let available = expected.len() as u64 - from;
+        prop_assert!(got.len() <= r.max_records);
+        if available > 0 {
+            prop_assert!(
+                !got.is_empty(),
+                "a read with data available returns at least one record"
+            );
+        }
+        let size = |n: &NewRecord| n.payload.len() + n.key.as_ref().map_or(0, |k| k.len());
+        let bytes: usize = got
+            .iter()
+            .skip(1)
+            .map(|g| g.payload.len() + g.key.as_ref().map_or(0, |k| k.len()))
+            .sum();
+        if got.len() > 1 {
+            prop_assert!(bytes + size(&expected[from as usize]) <= r.max_bytes);
+        }
+        for (i, g) in got.iter().enumerate() {
+            let want = &expected[from as usize + i];
+            prop_assert_eq!(g.offset, from + i as u64);
+            prop_assert_eq!((&g.key, &g.payload), (&want.key, &want.payload));
+        }
+        // Maximal: the next record would have broken a limit (or there is none).
+        let next = from as usize + got.len();
+        if next < expected.len() && got.len() < r.max_records {
+            let used: usize = got
+                .iter()
+                .map(|g| g.payload.len() + g.key.as_ref().map_or(0, |k| k.len()))
+                .sum();
+            prop_assert!(
+                used + size(&expected[next]) > r.max_bytes,
+                "read stopped early"
+            );
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn embedded_log_returns_what_was_acknowledged(
+        ops in proptest::collection::vec(op(), 1..30),
+        reads in proptest::collection::vec(read(), 1..20),
+        segment_bytes in 100u64..5000,
+        max_frame_bytes in 400u32..3000,
+        index_interval_bytes in 1u64..2000,
+        interval in any::<bool>(),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let options = EmbeddedOptions {
+            segment_bytes,
+            max_frame_bytes,
+            index_interval_bytes,
+            durability: if interval { Durability::Interval(Duration::from_millis(3)) } else { Durability::PerBatch },
+        };
+        let mut log = EmbeddedLog::open(dir.path(), options.clone()).unwrap();
+        log.create_topic("t", 2).unwrap();
+        let mut model: Model = [Vec::new(), Vec::new()];
+        for op in &ops {
+            match op {
+                Op::Append { partition, records } => {
+                    let records = to_new(records);
+                    let range = log.append("t", *partition, &records).unwrap();
+                    let expected = &mut model[*partition as usize];
+                    prop_assert_eq!(range.start, expected.len() as u64);
+                    prop_assert_eq!(range.end, (expected.len() + records.len()) as u64);
+                    expected.extend(records);
+                }
+                Op::Reopen => {
+                    drop(log);
+                    log = EmbeddedLog::open(dir.path(), options.clone()).unwrap();
+                }
+            }
+        }
+        check_reads(&log, &model, &reads)?;
+        let reader = EmbeddedLog::open_read_only(dir.path(), options.clone()).unwrap();
+        check_reads(&reader, &model, &reads)?;
+        drop(log);
+        let log = EmbeddedLog::open(dir.path(), options).unwrap();
+        check_reads(&log, &model, &reads)?;
+    }
+
+    #[test]
+    fn mem_log_matches_the_same_model(
+        ops in proptest::collection::vec(op(), 1..30),
+        reads in proptest::collection::vec(read(), 1..20),
+    ) {
+        let log = MemLog::new();
+        log.create_topic("t", 2).unwrap();
+        let mut model: Model = [Vec::new(), Vec::new()];
+        for op in &ops {
+            if let Op::Append { partition, records } = op {
+                let records = to_new(records);
+                log.append("t", *partition, &records).unwrap();
+                model[*partition as usize].extend(records);
+            }
+        }
+        check_reads(&log, &model, &reads)?;
+    }
+}
