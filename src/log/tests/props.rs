@@ -9,16 +9,16 @@ use bytes::Bytes;
 use kappa_log::{Durability, EmbeddedLog, EmbeddedOptions, Log, MemLog, NewRecord};
 use proptest::prelude::*;
 
+/// A record as generated: key, payload, timestamp.
+type Rec = (Option<Vec<u8>>, Vec<u8>, i64);
+
 #[derive(Debug, Clone)]
 enum Op {
-    Append {
-        partition: u32,
-        records: Vec<(Option<Vec<u8>>, Vec<u8>, i64)>,
-    },
+    Append { partition: u32, records: Vec<Rec> },
     Reopen,
 }
 
-fn record() -> impl Strategy<Value = (Option<Vec<u8>>, Vec<u8>, i64)> {
+fn record() -> impl Strategy<Value = Rec> {
     (
         proptest::option::of(proptest::collection::vec(any::<u8>(), 0..8)),
         proptest::collection::vec(any::<u8>(), 0..120),
@@ -53,7 +53,7 @@ fn read() -> impl Strategy<Value = Read> {
     )
 }
 
-fn to_new(records: &[(Option<Vec<u8>>, Vec<u8>, i64)]) -> Vec<NewRecord> {
+fn to_new(records: &[Rec]) -> Vec<NewRecord> {
     records
         .iter()
         .map(|(k, p, ts)| NewRecord {
