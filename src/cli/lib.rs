@@ -1,7 +1,88 @@
 //! The `kappa` command line: argument parsing and dispatch to the subsystems.
 //! This is the only place that reports errors with `anyhow`.
+//!
+//! Adding a command: a module under `commands/` with an `Args` (or `Subcommand`) type and
+//! a `run(&Context, args)` function, one variant in [`Command`], one arm in [`run`].
 
-/// Runs the command line and returns the process exit code.
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+pub mod commands;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The `kappa` command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kappa",
+    version,
+    about = "A Kappa-architecture stream processor"
+)]
+pub struct Cli {
+    /// The data directory holding the log.
+    #[arg(
+        long,
+        global = true,
+        env = "KAPPA_DATA_DIR",
+        default_value = "./kappa-data"
+    )]
+    pub data_dir: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create, list and describe topics.
+    #[command(subcommand)]
+    Topic(commands::topic::TopicCommand),
+    /// Append JSON lines to a topic.
+    Produce(commands::produce::ProduceArgs),
+    /// Print a topic's records, one payload per line.
+    Consume(commands::consume::ConsumeArgs),
+}
+
+/// What every command gets besides its own arguments: the global options.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The data directory (`--data-dir`, `KAPPA_DATA_DIR`, default `./kappa-data`).
+    pub data_dir: PathBuf,
+}
+
+/// Runs the command line and returns the process exit code: 0 on success, 1 on an error
+/// (reported as one line on stderr), 2 on bad usage (reported by clap).
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let ctx = Context {
+        data_dir: cli.data_dir,
+    };
+    match cli.command {
+        Command::Topic(cmd) => commands::topic::run(&ctx, cmd),
+        Command::Produce(args) => commands::produce::run(&ctx, args),
+        Command::Consume(args) => commands::consume::run(&ctx, args),
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default: warnings and errors).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
