@@ -1,1 +1,21 @@
-//! The dataflow.
+//! kappa's engine: one pipeline version as one timely/differential dataflow.
+//!
+//! [`runtime::start`] renders a [`kappa_sql::plan::Plan`] ([`render`]) on every
+//! worker, reads its sources from the log ([`source`]), and materializes every
+//! view into a [`store::ViewStore`] that readers query at consistent frontiers.
+//! Bad records and failing rows are data ([`error::DataError`]), routed to the
+//! dead-letter topic. Logical times are wall-clock milliseconds at ingestion.
+
+pub mod error;
+pub mod render;
+pub mod runtime;
+pub mod source;
+pub mod store;
+
+pub use runtime::{start, RunConfig, RunningPipeline};
+pub use store::ViewStore;
+
+/// Logical time of the dataflow: ingestion wall-clock milliseconds.
+pub type Time = u64;
+/// Multiplicity changes.
+pub type Diff = isize;

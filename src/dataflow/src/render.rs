@@ -1,0 +1,197 @@
+//! Renders a [`Plan`] into one timely/differential dataflow.
+//!
+//! The plan is data; this module walks its nodes once, in order, and renders each
+//! by one `match` into differential operators. Nodes are shared by construction
+//! (the planner hash-conses them), so a node used by several views — a filtered
+//! source, an arrangement by a join key — is rendered, and arranged, once.
+//! Operator families live in submodules: scalar (map, filter, flat-map, windows),
+//! [`reduce`] (aggregates), [`join`], and [`topk`].
+
+mod join;
+mod reduce;
+mod scalar;
+mod topk;
+
+use std::sync::Arc;
+
+use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
+use differential_dataflow::trace::implementations::ValSpine;
+use differential_dataflow::VecCollection;
+use kappa_log::Log;
+use kappa_sql::plan::{Node, Plan};
+use kappa_sql::Row;
+use timely::dataflow::operators::probe::Handle as ProbeHandle;
+use timely::dataflow::operators::Concatenate;
+use timely::dataflow::{Scope, Stream};
+
+use crate::error::DataError;
+use crate::source::{render_source, SourceConfig, SourceProgress};
+use crate::{Diff, Time};
+
+/// A collection of rows.
+pub type Rows<'s> = VecCollection<'s, Time, Row, Diff>;
+/// Rows arranged by a key row.
+pub type ArrangedRows<'s> = Arranged<'s, TraceAgent<ValSpine<Row, Row, Time, Diff>>>;
+/// A stream of data errors.
+pub type Errors<'s> = Stream<'s, Time, Vec<(DataError, Time, Diff)>>;
+
+/// A rendered node: its rows, and its arrangement when it is an `Arrange` node.
+#[derive(Clone)]
+struct Rendered<'s> {
+    rows: Rows<'s>,
+    arranged: Option<ArrangedRows<'s>>,
+}
+
+/// The outputs of a rendered plan on one worker.
+pub struct RenderedPlan<'s> {
+    /// Each view's rows, in plan order.
+    pub views: Vec<Rows<'s>>,
+    /// Data errors of every source and operator.
+    pub errors: Errors<'s>,
+    /// Source progress.
+    pub progress: Stream<'s, Time, Vec<(SourceProgress, Time, Diff)>>,
+}
+
+/// Renders every node of `plan` and returns the views' collections.
+pub fn render_plan<'s>(
+    scope: Scope<'s, Time>,
+    plan: &Plan,
+    log: Arc<dyn Log>,
+    source_config: &SourceConfig,
+    probe: &ProbeHandle<Time>,
+) -> Result<RenderedPlan<'s>, kappa_log::LogError> {
+    let mut rendered: Vec<Rendered<'s>> = Vec::with_capacity(plan.nodes.len());
+    let mut errors: Vec<Errors<'s>> = Vec::new();
+    let mut progress = Vec::new();
+    let mut sources = Vec::new();
+    for (index, def) in plan.sources.iter().enumerate() {
+        let streams = render_source(scope, index, def, log.clone(), source_config, probe.clone())?;
+        errors.push(streams.errors);
+        progress.push(streams.progress);
+        sources.push(streams.rows);
+    }
+    for (id, plan_node) in plan.nodes.iter().enumerate() {
+        let input = |i: usize| rendered[i].rows.clone();
+        let arranged = |i: usize| {
+            rendered[i]
+                .arranged
+                .clone()
+                .expect("the planner gives joins Arrange inputs")
+        };
+        let node = match &plan_node.node {
+            Node::Source { source } => Rendered::rows(sources[*source].clone()),
+            Node::Map { input: i, exprs } => {
+                let (rows, errs) = scalar::map(input(*i), id, exprs.clone());
+                errors.push(errs);
+                Rendered::rows(rows)
+            }
+            Node::Filter {
+                input: i,
+                predicate,
+            } => {
+                let (rows, errs) = scalar::filter(input(*i), id, predicate.clone());
+                errors.push(errs);
+                Rendered::rows(rows)
+            }
+            Node::FlatMap { input: i, func } => {
+                let (rows, errs) = scalar::flat_map(input(*i), id, func.clone());
+                errors.push(errs);
+                Rendered::rows(rows)
+            }
+            Node::Window {
+                input: i,
+                time_column,
+                size_ms,
+                slide_ms,
+            } => Rendered::rows(scalar::window(input(*i), *time_column, *size_ms, *slide_ms)),
+            Node::Arrange { input: i, key } => {
+                let rows = input(*i);
+                let key = key.clone();
+                let arranged = rows
+                    .clone()
+                    .map(move |row| (project(&row, &key), row))
+                    .arrange_by_key_named(&format!("Arrange %{id}"));
+                Rendered {
+                    rows,
+                    arranged: Some(arranged),
+                }
+            }
+            Node::Join { left, right, kind } => Rendered::rows(join::join(
+                arranged(*left),
+                rendered[*left].rows.clone(),
+                arranged(*right),
+                *kind,
+                plan.nodes[*right].columns.len(),
+                match &plan.nodes[*left].node {
+                    Node::Arrange { key, .. } => key.clone(),
+                    _ => unreachable!("join inputs are Arrange nodes"),
+                },
+            )),
+            Node::Reduce {
+                input: i,
+                key,
+                aggregates,
+            } => {
+                let (rows, errs) = reduce::reduce(
+                    scope,
+                    input(*i),
+                    id,
+                    &plan.nodes[*i].columns,
+                    key,
+                    aggregates,
+                    &plan_node.columns,
+                );
+                errors.push(errs);
+                Rendered::rows(rows)
+            }
+            Node::Distinct { input: i } => Rendered::rows(input(*i).distinct()),
+            Node::Union { inputs } => {
+                let mut rows = input(inputs[0]);
+                for i in &inputs[1..] {
+                    rows = rows.concat(input(*i));
+                }
+                Rendered::rows(rows)
+            }
+            Node::TopK {
+                input: i,
+                group_key,
+                order_by,
+                limit,
+                offset,
+                row_number,
+            } => Rendered::rows(topk::top_k(
+                input(*i),
+                group_key.clone(),
+                order_by.clone(),
+                *limit,
+                *offset,
+                *row_number,
+            )),
+        };
+        rendered.push(node);
+    }
+    let views = plan
+        .views
+        .iter()
+        .map(|v| rendered[v.node].rows.clone())
+        .collect();
+    Ok(RenderedPlan {
+        views,
+        errors: scope.concatenate(errors),
+        progress: scope.concatenate(progress),
+    })
+}
+
+impl<'s> Rendered<'s> {
+    fn rows(rows: Rows<'s>) -> Self {
+        Rendered {
+            rows,
+            arranged: None,
+        }
+    }
+}
+
+/// The values of `columns` of `row`, as a key row.
+pub(crate) fn project(row: &[kappa_sql::Value], columns: &[usize]) -> Row {
+    columns.iter().map(|c| row[*c].clone()).collect()
+}

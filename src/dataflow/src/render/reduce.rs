@@ -1,0 +1,267 @@
+//! `GROUP BY` with aggregates, in differential's incremental forms.
+//!
+//! Aggregates are split by how they can be maintained:
+//! - *accumulable* ones (`COUNT(*)`, `COUNT(x)`, `SUM`, `AVG`) become one vector
+//!   of integer diffs per row ([`Accums`]) summed by `count_total`: work is
+//!   proportional to the changes, never to the size of a group, and rows of a batch
+//!   are pre-aggregated by the arrangement's consolidation;
+//! - `DISTINCT` aggregates first make `(key, value)` distinct, then accumulate;
+//! - `MIN`/`MAX` use `reduce` over `(key, value)`.
+//!
+//! With more than one part, the parts' values are assembled per key by one small
+//! `reduce`. A global aggregate (no key) always has one row, as in SQL.
+
+use differential_dataflow::difference::{Abelian, IsZero, Monoid, Multiply, Semigroup};
+use differential_dataflow::operators::{CountTotal, ThresholdTotal};
+use differential_dataflow::AsCollection;
+use kappa_sql::aggregate::{accumulate, finish};
+use kappa_sql::expr::Expr;
+use kappa_sql::plan::{AggFunc, Aggregate, Column};
+use kappa_sql::{Row, ScalarType, Value};
+use serde::{Deserialize, Serialize};
+use timely::dataflow::operators::ToStream;
+use timely::dataflow::Scope;
+
+use super::{scalar, Errors, Rows};
+use crate::{Diff, Time};
+
+/// A vector of accumulators used as a differential diff: the row count, then per
+/// accumulable aggregate its count of non-NULL arguments and their accumulated sum.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Accums(Vec<i128>);
+
+impl IsZero for Accums {
+    fn is_zero(&self) -> bool {
+        self.0.iter().all(|x| *x == 0)
+    }
+}
+impl Semigroup for Accums {
+    fn plus_equals(&mut self, rhs: &Self) {
+        if self.0.len() < rhs.0.len() {
+            self.0.resize(rhs.0.len(), 0);
+        }
+        for (a, b) in self.0.iter_mut().zip(&rhs.0) {
+            *a += *b;
+        }
+    }
+}
+impl Monoid for Accums {
+    fn zero() -> Self {
+        Accums(Vec::new())
+    }
+}
+impl Abelian for Accums {
+    fn negate(&mut self) {
+        for a in &mut self.0 {
+            *a = -*a;
+        }
+    }
+}
+impl Multiply<Diff> for Accums {
+    type Output = Accums;
+    fn multiply(mut self, rhs: &Diff) -> Accums {
+        for a in &mut self.0 {
+            *a *= *rhs as i128;
+        }
+        self
+    }
+}
+
+/// One part of a reduce: per key, `(aggregate index, value)` for the aggregates it computes.
+type Part<'s> = differential_dataflow::VecCollection<'s, Time, (Row, Vec<(usize, Value)>), Diff>;
+
+/// How one aggregate is computed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Strategy {
+    Accumulable,
+    Distinct,
+    MinMax,
+}
+
+fn strategy(aggregate: &Aggregate) -> Strategy {
+    match aggregate.func {
+        AggFunc::Min | AggFunc::Max => Strategy::MinMax,
+        _ if aggregate.distinct => Strategy::Distinct,
+        _ => Strategy::Accumulable,
+    }
+}
+
+/// The value of an aggregate over a group in which it saw no argument.
+fn empty_value(func: AggFunc) -> Value {
+    match func {
+        AggFunc::Count | AggFunc::CountStar => Value::Int(0),
+        _ => Value::Null,
+    }
+}
+
+/// Renders a `Reduce` node. Rows are first projected to `key ++ arguments`, so an
+/// argument that fails to evaluate drops its row into the error stream, as a
+/// projection would.
+pub(super) fn reduce<'s>(
+    scope: Scope<'s, Time>,
+    rows: Rows<'s>,
+    node: usize,
+    input_columns: &[Column],
+    key: &[usize],
+    aggregates: &[Aggregate],
+    output_columns: &[Column],
+) -> (Rows<'s>, Errors<'s>) {
+    let width = key.len();
+    let mut exprs: Vec<Expr> = key.iter().map(|c| Expr::Column(*c)).collect();
+    exprs.extend(aggregates.iter().map(|a| a.arg.clone()));
+    let (projected, errors) = scalar::map(rows, node, exprs);
+    let result_types: Vec<ScalarType> = output_columns[width..].iter().map(|c| c.ty).collect();
+    let arg_nullable: Vec<bool> = aggregates
+        .iter()
+        .map(|a| match &a.arg {
+            Expr::Column(c) => input_columns[*c].nullable,
+            Expr::Literal(v) => v.is_null(),
+            _ => true,
+        })
+        .collect();
+
+    let accumulable: Vec<usize> = (0..aggregates.len())
+        .filter(|i| strategy(&aggregates[*i]) == Strategy::Accumulable)
+        .collect();
+    let others: Vec<usize> = (0..aggregates.len())
+        .filter(|i| strategy(&aggregates[*i]) != Strategy::Accumulable)
+        .collect();
+    // The accumulable part also witnesses that a group exists; it is needed unless
+    // every other part is sure to have a value for every group.
+    let need_existence = others.iter().any(|i| arg_nullable[*i]) || others.is_empty();
+
+    // Each part yields `(key, [(aggregate index, value)])` for the aggregates it
+    // computes; the accumulable part's list may be empty (existence only).
+    let mut parts: Vec<Part<'s>> = Vec::new();
+    if !accumulable.is_empty() || need_existence {
+        let specs: Vec<(usize, AggFunc, ScalarType)> = accumulable
+            .iter()
+            .map(|i| (*i, aggregates[*i].func, result_types[*i]))
+            .collect();
+        let counted = projected
+            .clone()
+            .explode({
+                let specs = specs.clone();
+                move |row: Row| {
+                    let mut acc = Vec::with_capacity(1 + 2 * specs.len());
+                    acc.push(1i128);
+                    for (i, func, ty) in &specs {
+                        let v = &row[width + i];
+                        match func {
+                            AggFunc::CountStar => acc.extend([1, 0]),
+                            _ if v.is_null() => acc.extend([0, 0]),
+                            _ => acc.extend([1, accumulate(*func, *ty, v)]),
+                        }
+                    }
+                    Some((row[..width].to_vec(), Accums(acc)))
+                }
+            })
+            .count_total();
+        parts.push(counted.map(move |(key, acc): (Row, Accums)| {
+            let values = specs
+                .iter()
+                .enumerate()
+                .map(|(slot, (i, func, ty))| {
+                    let (count, sum) = (acc.0[1 + 2 * slot], acc.0[2 + 2 * slot]);
+                    let count = i64::try_from(count).unwrap_or(i64::MAX);
+                    (*i, finish(*func, *ty, sum, count))
+                })
+                .collect();
+            (key, values)
+        }));
+    }
+    for &i in &others {
+        let aggregate = &aggregates[i];
+        let (func, ty) = (aggregate.func, result_types[i]);
+        let values = projected.clone().flat_map(move |row: Row| {
+            let v = row[width + i].clone();
+            (!v.is_null()).then(|| (row[..width].to_vec(), v))
+        });
+        let part = match strategy(aggregate) {
+            Strategy::Distinct => values
+                .distinct_total()
+                .explode(move |(key, v): (Row, Value)| {
+                    let sum = if func == AggFunc::Count {
+                        0
+                    } else {
+                        accumulate(func, ty, &v)
+                    };
+                    Some((key, Accums(vec![1, sum])))
+                })
+                .count_total()
+                .map(move |(key, acc): (Row, Accums)| {
+                    let count = i64::try_from(acc.0[0]).unwrap_or(i64::MAX);
+                    (key, vec![(i, finish(func, ty, acc.0[1], count))])
+                }),
+            Strategy::MinMax => values
+                .reduce(
+                    move |_key, vals: &[(&Value, Diff)], out: &mut Vec<(Value, Diff)>| {
+                        // Values arrive sorted; every one present has a positive count.
+                        let pick = if func == AggFunc::Min {
+                            vals.first()
+                        } else {
+                            vals.last()
+                        };
+                        if let Some((v, _)) = pick {
+                            out.push(((*v).clone(), 1));
+                        }
+                    },
+                )
+                .map(move |(key, v)| (key, vec![(i, v)])),
+            Strategy::Accumulable => unreachable!("accumulable aggregates are rendered above"),
+        };
+        parts.push(part);
+    }
+
+    let funcs: Vec<AggFunc> = aggregates.iter().map(|a| a.func).collect();
+    let grouped: Rows<'s> = if parts.len() == 1 {
+        // The one part computes every aggregate, in order.
+        parts.pop().expect("one part").map(|(mut key, values)| {
+            key.extend(values.into_iter().map(|(_, v)| v));
+            key
+        })
+    } else {
+        let mut all = parts.pop().expect("at least one part");
+        for part in parts {
+            all = all.concat(part);
+        }
+        let funcs = funcs.clone();
+        all.reduce(
+            move |_key, parts: &[(&Vec<(usize, Value)>, Diff)], out: &mut Vec<(Row, Diff)>| {
+                let mut values: Vec<Value> = funcs.iter().map(|f| empty_value(*f)).collect();
+                for (part, _) in parts {
+                    for (i, v) in part.iter() {
+                        values[*i] = v.clone();
+                    }
+                }
+                out.push((values, 1));
+            },
+        )
+        .map(|(mut key, values)| {
+            key.extend(values);
+            key
+        })
+    };
+
+    let output = if key.is_empty() {
+        with_default_row(scope, grouped, &funcs)
+    } else {
+        grouped
+    };
+    (output, errors)
+}
+
+/// Adds the row a global aggregate has over no input (`COUNT` 0, others NULL)
+/// whenever the aggregate has no row of its own.
+fn with_default_row<'s>(scope: Scope<'s, Time>, grouped: Rows<'s>, funcs: &[AggFunc]) -> Rows<'s> {
+    let default: Row = funcs.iter().map(|f| empty_value(*f)).collect();
+    let seed = if scope.index() == 0 {
+        vec![((), 0 as Time, 1 as Diff)]
+    } else {
+        vec![]
+    };
+    let always = seed.to_stream(scope).as_collection();
+    let present = grouped.clone().map(|_| ()).distinct_total();
+    let missing = always.concat(present.negate());
+    grouped.concat(missing.map(move |()| default.clone()))
+}

@@ -1,0 +1,56 @@
+//! Top-k per group (`ORDER BY ... LIMIT`, `ROW_NUMBER() ... <= k`).
+//!
+//! Each group's rows are kept in a `reduce`; when a group changes, its rows are
+//! ranked by the sort keys, then by the whole row (deterministic ties, the same
+//! rule as the oracle's `compare_rows`), and the ranks in
+//! `offset + 1 ..= offset + limit` are emitted, each with its rank when asked.
+
+use kappa_sql::plan::{compare_rows, SortKey};
+use kappa_sql::{Row, Value};
+
+use super::{project, Rows};
+use crate::Diff;
+
+/// Renders a `TopK` node.
+pub(super) fn top_k<'s>(
+    rows: Rows<'s>,
+    group_key: Vec<usize>,
+    order_by: Vec<SortKey>,
+    limit: u64,
+    offset: u64,
+    row_number: bool,
+) -> Rows<'s> {
+    rows.map(move |row| (project(&row, &group_key), row))
+        .reduce(
+            move |_group, rows: &[(&Row, Diff)], out: &mut Vec<(Row, Diff)>| {
+                let mut sorted: Vec<(&Row, Diff)> = rows.iter().map(|(r, n)| (*r, *n)).collect();
+                sorted.sort_by(|a, b| compare_rows(&order_by, a.0, b.0));
+                let (mut skip, mut take) = (offset as i64, limit as i64);
+                let mut rank = 0i64;
+                for (row, count) in sorted {
+                    let mut count = count as i64;
+                    let skipped = count.min(skip);
+                    skip -= skipped;
+                    count -= skipped;
+                    let kept = count.min(take);
+                    take -= kept;
+                    if kept > 0 {
+                        if row_number {
+                            for _ in 0..kept {
+                                rank += 1;
+                                let mut ranked = row.clone();
+                                ranked.push(Value::Int(rank));
+                                out.push((ranked, 1));
+                            }
+                        } else {
+                            out.push((row.clone(), kept as Diff));
+                        }
+                    }
+                    if take == 0 {
+                        break;
+                    }
+                }
+            },
+        )
+        .map(|(_, row)| row)
+}

@@ -1,0 +1,322 @@
+//! Runs one pipeline version as one timely dataflow over all workers.
+//!
+//! [`start`] installs the rendered plan on every worker (threads of this
+//! process, or a cluster of processes through timely's own communication) and
+//! drives it. Worker 0 receives every view change, error and source progress
+//! record, and applies them to the [`ViewStore`] once the dataflow's frontier has
+//! passed them, so readers only ever see complete, consistent states. A separate
+//! writer thread appends applied changes to the changelog topics and errors to the
+//! dead-letter topic, so log fsyncs never stall the dataflow.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use kappa_log::{Log, LogError, NewRecord};
+use kappa_sql::plan::Plan;
+use kappa_sql::Row;
+use timely::dataflow::operators::probe::Handle as ProbeHandle;
+use timely::dataflow::operators::{Exchange, Inspect, Probe};
+use timely::WorkerConfig;
+
+use crate::error::{DataError, RuntimeError};
+use crate::render::render_plan;
+use crate::source::{now_ms, SourceConfig, SourceProgress};
+use crate::store::{ChangeBatch, ViewStore};
+use crate::Time;
+
+/// How to run a pipeline.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// Timely's communication: one thread, N threads, or a cluster of processes.
+    pub communication: timely::CommunicationConfig,
+    /// How sources read.
+    pub source: SourceConfig,
+    /// Version number, recorded in changelog and dead-letter records.
+    pub version: u64,
+    /// Write view changes to `<pipeline>.<view>` and errors to `<pipeline>.dead_letter`.
+    pub write_outputs: bool,
+}
+
+impl RunConfig {
+    /// `workers` threads in this process, following the log.
+    pub fn threads(workers: usize) -> Self {
+        RunConfig {
+            communication: if workers <= 1 {
+                timely::CommunicationConfig::Thread
+            } else {
+                timely::CommunicationConfig::Process(workers)
+            },
+            source: SourceConfig::default(),
+            version: 1,
+            write_outputs: true,
+        }
+    }
+}
+
+/// The topic holding a view's changelog.
+pub fn changelog_topic(pipeline: &str, view: &str) -> String {
+    format!("{pipeline}.{view}")
+}
+
+/// The topic holding a pipeline's dead letters.
+pub fn dead_letter_topic(pipeline: &str) -> String {
+    format!("{pipeline}.dead_letter")
+}
+
+/// A running pipeline version.
+pub struct RunningPipeline {
+    store: Arc<ViewStore>,
+    shutdown: Arc<AtomicBool>,
+    workers: Option<timely::communication::WorkerGuards<Result<(), String>>>,
+    writer: Option<JoinHandle<Result<(), LogError>>>,
+}
+
+impl RunningPipeline {
+    /// The materialized views, for readers.
+    pub fn store(&self) -> &Arc<ViewStore> {
+        &self.store
+    }
+
+    /// Waits until the dataflow completes (a bounded run reaching its end) and the
+    /// outputs are written.
+    pub fn join(mut self) -> Result<(), RuntimeError> {
+        self.wait()
+    }
+
+    /// Stops the dataflow and waits for the workers and the output writer.
+    pub fn shutdown(mut self) -> Result<(), RuntimeError> {
+        self.shutdown.store(true, Ordering::SeqCst);
+        self.wait()
+    }
+
+    fn wait(&mut self) -> Result<(), RuntimeError> {
+        if let Some(workers) = self.workers.take() {
+            for result in workers.join() {
+                result
+                    .map_err(RuntimeError::Workers)?
+                    .map_err(RuntimeError::Workers)?;
+            }
+        }
+        // The store's changelog sender lives as long as the store; drop it so the
+        // writer sees the end of its channel.
+        self.store.close_changelog();
+        if let Some(writer) = self.writer.take() {
+            writer
+                .join()
+                .map_err(|_| RuntimeError::Workers("output writer panicked".into()))??;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RunningPipeline {
+    fn drop(&mut self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        let _ = self.wait();
+    }
+}
+
+/// Updates bound for worker 0's store, buffered until the frontier passes them.
+#[derive(Default)]
+struct Pending {
+    views: Vec<(usize, Row, Time, isize)>,
+    errors: Vec<(DataError, Time, isize)>,
+    progress: Vec<(SourceProgress, Time)>,
+}
+
+/// Starts `plan` over `log`. Topics the sources read must exist; output topics are
+/// created when missing.
+pub fn start(
+    plan: Arc<Plan>,
+    log: Arc<dyn Log>,
+    config: RunConfig,
+) -> Result<RunningPipeline, RuntimeError> {
+    for source in &plan.sources {
+        log.partition_count(&source.topic)?;
+    }
+    let store = Arc::new(ViewStore::new(plan.views.iter().map(|v| v.name.clone())));
+    let writer = if config.write_outputs {
+        Some(spawn_output_writer(
+            &plan,
+            log.clone(),
+            &store,
+            config.version,
+        )?)
+    } else {
+        None
+    };
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let timely_config = timely::Config {
+        communication: config.communication.clone(),
+        worker: WorkerConfig::default(),
+    };
+    let worker_store = store.clone();
+    let worker_shutdown = shutdown.clone();
+    let source_config = config.source.clone();
+    let workers = timely::execute(timely_config, move |worker| {
+        let probe = ProbeHandle::<Time>::new();
+        let pending = Rc::new(RefCell::new(Pending::default()));
+        let is_leader = worker.index() == 0;
+        worker.dataflow::<Time, _, _>(|scope| {
+            let rendered = render_plan(scope, &plan, log.clone(), &source_config, &probe)
+                .map_err(|e| e.to_string())?;
+            for (view, rows) in rendered.views.into_iter().enumerate() {
+                let sink = pending.clone();
+                rows.inner
+                    .exchange(|_| 0)
+                    .inspect(move |(row, time, diff): &(Row, Time, isize)| {
+                        sink.borrow_mut()
+                            .views
+                            .push((view, row.clone(), *time, *diff))
+                    })
+                    .probe_with(&probe);
+            }
+            let sink = pending.clone();
+            rendered
+                .errors
+                .exchange(|_| 0)
+                .inspect(move |(error, time, diff): &(DataError, Time, isize)| {
+                    sink.borrow_mut().errors.push((error.clone(), *time, *diff))
+                })
+                .probe_with(&probe);
+            let sink = pending.clone();
+            rendered
+                .progress
+                .exchange(|_| 0)
+                .inspect(move |(progress, time, _): &(SourceProgress, Time, isize)| {
+                    sink.borrow_mut().progress.push((progress.clone(), *time))
+                })
+                .probe_with(&probe);
+            Ok::<_, String>(())
+        })?;
+
+        loop {
+            if worker_shutdown.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            worker.step_or_park(Some(Duration::from_millis(20)));
+            let frontier = probe.with_frontier(|f| f.first().copied());
+            if is_leader {
+                apply_ready(&worker_store, &pending, frontier);
+            }
+            if frontier.is_none() {
+                return Ok(());
+            }
+        }
+    })
+    .map_err(RuntimeError::Workers)?;
+    Ok(RunningPipeline {
+        store,
+        shutdown,
+        workers: Some(workers),
+        writer,
+    })
+}
+
+/// Moves every pending update before `frontier` (all of them when the dataflow is
+/// complete) into the store, in one atomic application.
+fn apply_ready(store: &ViewStore, pending: &RefCell<Pending>, frontier: Option<Time>) {
+    let mut pending = pending.borrow_mut();
+    let ready = |t: &Time| frontier.is_none_or(|f| *t < f);
+    if pending.views.is_empty() && pending.errors.is_empty() && pending.progress.is_empty() {
+        if let Some(f) = frontier {
+            if store.read(|s| s.frontier) < f {
+                store.apply(f, false, vec![], vec![], vec![]);
+            }
+        } else if !store.read(|s| s.complete) {
+            store.apply(0, true, vec![], vec![], vec![]);
+        }
+        return;
+    }
+    let (views, rest): (Vec<_>, Vec<_>) = pending.views.drain(..).partition(|u| ready(&u.2));
+    pending.views = rest;
+    let (errors, rest): (Vec<_>, Vec<_>) = pending.errors.drain(..).partition(|u| ready(&u.1));
+    pending.errors = rest;
+    let (progress, rest): (Vec<_>, Vec<_>) = pending.progress.drain(..).partition(|u| ready(&u.1));
+    pending.progress = rest;
+    store.apply(
+        frontier.unwrap_or(now_ms()),
+        frontier.is_none(),
+        views
+            .into_iter()
+            .map(|(v, row, _, d)| (v, row, d))
+            .collect(),
+        errors.into_iter().map(|(e, _, d)| (e, d)).collect(),
+        progress.into_iter().map(|(p, _)| p).collect(),
+    );
+}
+
+/// Starts the thread appending applied changes to changelog topics and errors to
+/// the dead-letter topic.
+fn spawn_output_writer(
+    plan: &Plan,
+    log: Arc<dyn Log>,
+    store: &ViewStore,
+    version: u64,
+) -> Result<JoinHandle<Result<(), LogError>>, RuntimeError> {
+    let view_topics: Vec<String> = plan
+        .views
+        .iter()
+        .map(|v| changelog_topic(&plan.name, &v.name))
+        .collect();
+    let dead_letters = dead_letter_topic(&plan.name);
+    for topic in view_topics.iter().chain(std::iter::once(&dead_letters)) {
+        match log.create_topic(topic, 1) {
+            Ok(()) | Err(LogError::TopicExists(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let (sender, receiver) = std::sync::mpsc::channel::<Arc<ChangeBatch>>();
+    store.set_changelog(sender);
+    let pipeline = plan.name.clone();
+    let columns: Vec<Vec<String>> = plan
+        .views
+        .iter()
+        .map(|v| {
+            plan.view_columns(v)
+                .iter()
+                .map(|c| c.name.clone())
+                .collect()
+        })
+        .collect();
+    Ok(std::thread::Builder::new()
+        .name(format!("{pipeline}-outputs"))
+        .spawn(move || {
+            for batch in receiver {
+                let mut per_view: Vec<Vec<NewRecord>> = vec![Vec::new(); view_topics.len()];
+                for (view, row, diff) in &batch.changes {
+                    let record = serde_json::json!({
+                        "row": columns[*view].iter().zip(row).map(|(c, v)| (c.clone(), v.to_json())).collect::<serde_json::Map<_, _>>(),
+                        "diff": diff,
+                        "time": batch.frontier,
+                        "version": version,
+                    });
+                    per_view[*view].push(NewRecord::new(record.to_string().into_bytes(), now_ms() as i64));
+                }
+                for (topic, records) in view_topics.iter().zip(per_view) {
+                    if !records.is_empty() {
+                        log.append(topic, 0, &records)?;
+                    }
+                }
+                if !batch.errors.is_empty() {
+                    let records: Vec<NewRecord> = batch
+                        .errors
+                        .iter()
+                        .map(|e| {
+                            NewRecord::new(
+                                e.to_dead_letter(&pipeline, version).to_string().into_bytes(),
+                                now_ms() as i64,
+                            )
+                        })
+                        .collect();
+                    log.append(&dead_letters, 0, &records)?;
+                }
+            }
+            Ok(())
+        })
+        .expect("spawn the output writer thread"))
+}

@@ -1,0 +1,306 @@
+//! The source operator: log partitions in, timestamped rows out.
+//!
+//! Each worker reads the partitions assigned to it (`(source + partition) % peers
+//! == index`), in bounded batches, decodes each record with the source's
+//! [`JsonDecoder`], applies the per-partition lateness rule, and emits the rows at
+//! one logical time per batch. Logical times are wall-clock milliseconds, kept
+//! strictly increasing per operator, so frontiers mean "everything ingested
+//! before this instant".
+//!
+//! The operator never blocks its worker: with nothing to read it asks the log to
+//! activate it when a partition grows, and otherwise ticks every `idle_tick` to
+//! advance its capability, so that an idle partition never holds frontiers back.
+//! Backpressure: it stops reading while `max_batches_in_flight` of its batches are
+//! not yet through the whole dataflow (as seen by the probe), so memory does not
+//! grow with the log.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use differential_dataflow::AsCollection;
+use differential_dataflow::VecCollection;
+use kappa_log::Log;
+use kappa_sql::decode::JsonDecoder;
+use kappa_sql::lateness::LatenessTracker;
+use kappa_sql::plan::SourceDef;
+use kappa_sql::Row;
+use serde::{Deserialize, Serialize};
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::probe::Handle as ProbeHandle;
+use timely::dataflow::{Scope, Stream};
+
+use crate::error::{DataError, Origin};
+use crate::{Diff, Time};
+
+/// How sources read the log.
+#[derive(Clone, Debug)]
+pub struct SourceConfig {
+    /// Most records read from one partition per activation.
+    pub max_batch_records: usize,
+    /// Most payload bytes read from one partition per activation.
+    pub max_batch_bytes: usize,
+    /// Batches emitted but not yet through the dataflow before reading pauses.
+    pub max_batches_in_flight: usize,
+    /// How often an idle source advances its time.
+    pub idle_tick: Duration,
+    /// Stop at the log end observed when the pipeline starts (a bounded run), or follow.
+    pub bounded: bool,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        SourceConfig {
+            max_batch_records: 16_384,
+            max_batch_bytes: 4 << 20,
+            max_batches_in_flight: 4,
+            idle_tick: Duration::from_millis(5),
+            bounded: false,
+        }
+    }
+}
+
+/// What one batch of one partition did, sent to worker 0 beside the rows.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SourceProgress {
+    /// The topic read.
+    pub topic: String,
+    /// The partition read.
+    pub partition: u32,
+    /// The next offset to read after this batch.
+    pub next_offset: u64,
+    /// Records read in this batch.
+    pub records: u64,
+    /// Payload bytes read in this batch.
+    pub bytes: u64,
+    /// Records that failed to decode.
+    pub decode_errors: u64,
+    /// Records dropped as late.
+    pub late: u64,
+}
+
+/// The three streams a source produces.
+pub struct SourceStreams<'s> {
+    /// Decoded, admitted rows.
+    pub rows: VecCollection<'s, Time, Row, Diff>,
+    /// Records that failed to decode.
+    pub errors: Stream<'s, Time, Vec<(DataError, Time, Diff)>>,
+    /// Per-batch progress.
+    pub progress: Stream<'s, Time, Vec<(SourceProgress, Time, Diff)>>,
+}
+
+struct PartitionReader {
+    partition: u32,
+    next_offset: u64,
+    /// Where a bounded run stops.
+    stop_at: Option<u64>,
+    lateness: LatenessTracker,
+    /// Set by the log's notification when the partition grows.
+    grew: Arc<AtomicBool>,
+    /// A notification is registered and has not fired yet.
+    waiting: bool,
+}
+
+impl PartitionReader {
+    fn finished(&self) -> bool {
+        self.stop_at.is_some_and(|end| self.next_offset >= end)
+    }
+}
+
+/// Wall-clock milliseconds since the epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Builds the source operator for `def` on this worker.
+pub fn render_source<'s>(
+    scope: Scope<'s, Time>,
+    source_index: usize,
+    def: &SourceDef,
+    log: Arc<dyn Log>,
+    config: &SourceConfig,
+    probe: ProbeHandle<Time>,
+) -> Result<SourceStreams<'s>, kappa_log::LogError> {
+    let (index, peers) = (scope.index(), scope.peers());
+    let partition_count = log.partition_count(&def.topic)?;
+    let mut readers = Vec::new();
+    for partition in 0..partition_count {
+        if (source_index + partition as usize) % peers != index {
+            continue;
+        }
+        let stop_at = if config.bounded {
+            Some(log.end_offset(&def.topic, partition)?)
+        } else {
+            None
+        };
+        readers.push(PartitionReader {
+            partition,
+            next_offset: 0,
+            stop_at,
+            lateness: LatenessTracker::new(def.lateness_ms),
+            grew: Arc::new(AtomicBool::new(true)),
+            waiting: false,
+        });
+    }
+
+    let mut builder = OperatorBuilder::new(format!("Source({})", def.name), scope);
+    let address = builder.operator_info().address;
+    let activator = scope.activator_for(address.clone());
+    let sync_activator = Arc::new(scope.worker().sync_activator_for(address.to_vec()));
+    let (rows_output, rows) = builder.new_output::<Vec<(Row, Time, Diff)>>();
+    let (errors_output, errors) = builder.new_output::<Vec<(DataError, Time, Diff)>>();
+    let (progress_output, progress) = builder.new_output::<Vec<(SourceProgress, Time, Diff)>>();
+    let mut rows_output = OutputBuilder::from(rows_output);
+    let mut errors_output = OutputBuilder::from(errors_output);
+    let mut progress_output = OutputBuilder::from(progress_output);
+
+    let decoder = JsonDecoder::new(def);
+    let event_time = def.event_time;
+    let topic = def.topic.clone();
+    let config = config.clone();
+
+    builder.build(move |mut capabilities| {
+        let mut in_flight: VecDeque<Time> = VecDeque::new();
+        move |_frontiers| {
+            if capabilities.is_empty() {
+                return;
+            }
+            if readers.iter().all(PartitionReader::finished) {
+                capabilities.clear();
+                return;
+            }
+            while in_flight.front().is_some_and(|t| !probe.less_equal(t)) {
+                in_flight.pop_front();
+            }
+            let time = now_ms().max(*capabilities[0].time());
+            if in_flight.len() >= config.max_batches_in_flight {
+                activator.activate_after(Duration::from_millis(1));
+                return;
+            }
+            let mut rows_handle = rows_output.activate();
+            let mut errors_handle = errors_output.activate();
+            let mut progress_handle = progress_output.activate();
+            let mut rows_session = rows_handle.session(&capabilities[0]);
+            let mut errors_session = errors_handle.session(&capabilities[1]);
+            let mut progress_session = progress_handle.session(&capabilities[2]);
+            let (mut emitted, mut more) = (false, false);
+            for reader in readers.iter_mut() {
+                if reader.finished() {
+                    continue;
+                }
+                if reader.waiting && !reader.grew.swap(false, Ordering::AcqRel) {
+                    continue;
+                }
+                reader.waiting = false;
+                let mut limit = config.max_batch_records;
+                if let Some(end) = reader.stop_at {
+                    limit = limit.min((end - reader.next_offset) as usize);
+                }
+                let records = match log.read(
+                    &topic,
+                    reader.partition,
+                    reader.next_offset,
+                    limit,
+                    config.max_batch_bytes,
+                ) {
+                    Ok(records) => records,
+                    Err(error) => {
+                        tracing::error!(%topic, partition = reader.partition, %error, "source read failed; retrying");
+                        more = true;
+                        continue;
+                    }
+                };
+                if records.is_empty() {
+                    let grew = reader.grew.clone();
+                    let wake = sync_activator.clone();
+                    reader.waiting = true;
+                    grew.store(false, Ordering::Release);
+                    let notify = Box::new(move || {
+                        grew.store(true, Ordering::Release);
+                        let _ = wake.activate();
+                    });
+                    if let Err(error) =
+                        log.notify_when_beyond(&topic, reader.partition, reader.next_offset, notify)
+                    {
+                        tracing::error!(%topic, partition = reader.partition, %error, "cannot watch partition");
+                    }
+                    continue;
+                }
+                let mut progress = SourceProgress {
+                    topic: topic.clone(),
+                    partition: reader.partition,
+                    next_offset: reader.next_offset,
+                    records: 0,
+                    bytes: 0,
+                    decode_errors: 0,
+                    late: 0,
+                };
+                for record in &records {
+                    progress.records += 1;
+                    progress.bytes += record.payload.len() as u64;
+                    match decoder.decode(&record.payload) {
+                        Ok(row) => {
+                            let admitted = match event_time.map(|c| &row[c]) {
+                                Some(kappa_sql::Value::Timestamp(ts)) => reader.lateness.admit(*ts),
+                                _ => true,
+                            };
+                            if admitted {
+                                rows_session.give((row, time, 1));
+                            } else {
+                                progress.late += 1;
+                            }
+                        }
+                        Err(error) => {
+                            progress.decode_errors += 1;
+                            errors_session.give((
+                                DataError {
+                                    origin: Origin::Source {
+                                        topic: topic.clone(),
+                                        partition: reader.partition,
+                                        offset: record.offset,
+                                    },
+                                    reason: error.to_string(),
+                                    payload: record.payload.to_vec(),
+                                },
+                                time,
+                                1,
+                            ));
+                        }
+                    }
+                }
+                reader.next_offset = records.last().map_or(reader.next_offset, |r| r.offset + 1);
+                progress.next_offset = reader.next_offset;
+                progress_session.give((progress, time, 1));
+                emitted = true;
+                // A full batch suggests more is waiting: come back soon.
+                more |= records.len() >= limit && !reader.finished();
+            }
+            drop((rows_session, errors_session, progress_session));
+            if emitted {
+                in_flight.push_back(time);
+            }
+            let next = if emitted { time + 1 } else { time };
+            for capability in capabilities.iter_mut() {
+                capability.downgrade(&next);
+            }
+            if readers.iter().all(PartitionReader::finished) {
+                capabilities.clear();
+            } else if more {
+                activator.activate();
+            } else {
+                activator.activate_after(config.idle_tick);
+            }
+        }
+    });
+
+    Ok(SourceStreams {
+        rows: rows.as_collection(),
+        errors,
+        progress,
+    })
+}

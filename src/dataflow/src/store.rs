@@ -1,0 +1,264 @@
+//! The materialized state of a running pipeline version, as readers see it.
+//!
+//! Every view's changes, every data error and every source's progress flow out of
+//! the dataflow to worker 0, which applies them here only once the dataflow's
+//! frontier has passed their time. Each application happens under one write lock,
+//! for all views at once, so a reader always sees every view at the same logical
+//! time, reflecting the same log offsets: never half a batch.
+//!
+//! Subscribers receive each applied [`ChangeBatch`] (consolidated changes of every
+//! view at one frontier) over a broadcast channel; the changelog writer gets them
+//! over an unbounded channel so that none is ever dropped.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use kappa_sql::Row;
+use serde::Serialize;
+
+use crate::error::DataError;
+use crate::source::SourceProgress;
+
+/// Capacity of the broadcast channel feeding live subscribers; a subscriber that
+/// falls further behind is told it lagged and must re-read a snapshot.
+const SUBSCRIBER_BUFFER: usize = 1024;
+
+/// The net changes of all views from one frontier to the next.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangeBatch {
+    /// The frontier reached: every change at a time before it is applied.
+    pub frontier: u64,
+    /// `(view index, row, diff)`, consolidated (no zero diffs, one entry per row).
+    pub changes: Vec<(usize, Row, i64)>,
+    /// New data errors applied in this batch (`diff > 0` only).
+    pub errors: Vec<DataError>,
+}
+
+/// Per-partition progress of a source, as applied.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PartitionProgress {
+    /// The next offset to read: everything before it is reflected in the views.
+    pub next_offset: u64,
+    /// Records read (decoded or not).
+    pub records: u64,
+    /// Payload bytes read.
+    pub bytes: u64,
+    /// Records that failed to decode.
+    pub decode_errors: u64,
+    /// Records dropped as late.
+    pub late: u64,
+}
+
+/// One view's rows.
+#[derive(Debug, Default)]
+pub struct ViewContents {
+    /// The view's name.
+    pub name: String,
+    /// Each distinct row with its multiplicity (always positive).
+    pub rows: BTreeMap<Row, i64>,
+}
+
+impl ViewContents {
+    /// The number of rows, counting multiplicities.
+    pub fn len(&self) -> u64 {
+        self.rows.values().map(|n| *n as u64).sum()
+    }
+
+    /// True when the view has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The rows, each repeated by its multiplicity.
+    pub fn iter_rows(&self) -> impl Iterator<Item = &Row> {
+        self.rows
+            .iter()
+            .flat_map(|(row, n)| std::iter::repeat_n(row, *n as usize))
+    }
+}
+
+/// Everything readers can see of a pipeline version at one frontier.
+#[derive(Debug, Default)]
+pub struct StoreState {
+    /// Logical time: all changes at earlier times are applied. 0 before the first batch.
+    pub frontier: u64,
+    /// True once the dataflow has finished (a bounded run reached its end).
+    pub complete: bool,
+    /// Views, in plan order.
+    pub views: Vec<ViewContents>,
+    /// Source progress by `(topic, partition)`.
+    pub offsets: BTreeMap<(String, u32), PartitionProgress>,
+    /// Data errors seen so far (net count).
+    pub error_count: u64,
+}
+
+impl StoreState {
+    /// The view with this name.
+    pub fn view(&self, name: &str) -> Option<&ViewContents> {
+        self.views.iter().find(|v| v.name == name)
+    }
+}
+
+/// The shared, consistent materialization of one pipeline version.
+#[derive(Debug)]
+pub struct ViewStore {
+    state: RwLock<StoreState>,
+    subscribers: tokio::sync::broadcast::Sender<Arc<ChangeBatch>>,
+    changelog: Mutex<Option<std::sync::mpsc::Sender<Arc<ChangeBatch>>>>,
+}
+
+impl ViewStore {
+    /// An empty store for views with these names.
+    pub fn new(view_names: impl IntoIterator<Item = String>) -> Self {
+        let views = view_names
+            .into_iter()
+            .map(|name| ViewContents {
+                name,
+                rows: BTreeMap::new(),
+            })
+            .collect();
+        ViewStore {
+            state: RwLock::new(StoreState {
+                views,
+                ..StoreState::default()
+            }),
+            subscribers: tokio::sync::broadcast::channel(SUBSCRIBER_BUFFER).0,
+            changelog: Mutex::new(None),
+        }
+    }
+
+    /// Reads the state under the read lock: everything `f` sees is one consistent snapshot.
+    pub fn read<R>(&self, f: impl FnOnce(&StoreState) -> R) -> R {
+        f(&self.state.read().expect("view store lock poisoned"))
+    }
+
+    /// A snapshot and a receiver of every batch applied after it, taken atomically.
+    pub fn subscribe<R>(
+        &self,
+        f: impl FnOnce(&StoreState) -> R,
+    ) -> (R, tokio::sync::broadcast::Receiver<Arc<ChangeBatch>>) {
+        let state = self.state.read().expect("view store lock poisoned");
+        let receiver = self.subscribers.subscribe();
+        (f(&state), receiver)
+    }
+
+    /// Routes every applied batch to `sender` too (the changelog writer), losslessly.
+    pub fn set_changelog(&self, sender: std::sync::mpsc::Sender<Arc<ChangeBatch>>) {
+        *self.changelog.lock().expect("changelog lock poisoned") = Some(sender);
+    }
+
+    /// Stops routing batches to the changelog writer, which then sees its channel end.
+    pub(crate) fn close_changelog(&self) {
+        self.changelog
+            .lock()
+            .expect("changelog lock poisoned")
+            .take();
+    }
+
+    /// Applies updates whose times are before `frontier`, atomically for all views.
+    pub(crate) fn apply(
+        &self,
+        frontier: u64,
+        complete: bool,
+        updates: Vec<(usize, Row, isize)>,
+        errors: Vec<(DataError, isize)>,
+        progress: Vec<SourceProgress>,
+    ) {
+        let mut net: BTreeMap<(usize, Row), i64> = BTreeMap::new();
+        for (view, row, diff) in updates {
+            *net.entry((view, row)).or_insert(0) += diff as i64;
+        }
+        let mut net_errors: BTreeMap<DataError, i64> = BTreeMap::new();
+        for (error, diff) in errors {
+            *net_errors.entry(error).or_insert(0) += diff as i64;
+        }
+        let mut state = self.state.write().expect("view store lock poisoned");
+        let changes: Vec<(usize, Row, i64)> = net
+            .into_iter()
+            .filter(|(_, diff)| *diff != 0)
+            .map(|((view, row), diff)| (view, row, diff))
+            .collect();
+        for (view, row, diff) in &changes {
+            let rows = &mut state.views[*view].rows;
+            let count = rows.entry(row.clone()).or_insert(0);
+            *count += diff;
+            if *count == 0 {
+                rows.remove(row);
+            } else if *count < 0 {
+                // A negative multiplicity is a dataflow bug; keep it visible in logs.
+                tracing::error!(
+                    view = *view,
+                    ?row,
+                    count = *count,
+                    "negative multiplicity in view"
+                );
+            }
+        }
+        let mut new_errors = Vec::new();
+        for (error, diff) in net_errors {
+            state.error_count = state.error_count.saturating_add_signed(diff);
+            if diff > 0 {
+                new_errors.extend(std::iter::repeat_n(error, diff as usize));
+            }
+        }
+        for p in progress {
+            let entry = state
+                .offsets
+                .entry((p.topic.clone(), p.partition))
+                .or_default();
+            entry.next_offset = entry.next_offset.max(p.next_offset);
+            entry.records += p.records;
+            entry.bytes += p.bytes;
+            entry.decode_errors += p.decode_errors;
+            entry.late += p.late;
+        }
+        state.frontier = state.frontier.max(frontier);
+        state.complete |= complete;
+        if changes.is_empty() && new_errors.is_empty() {
+            return;
+        }
+        let batch = Arc::new(ChangeBatch {
+            frontier: state.frontier,
+            changes,
+            errors: new_errors,
+        });
+        // Published under the write lock so subscribers see batches in frontier order
+        // and a `subscribe` snapshot is never followed by a batch it already contains.
+        let _ = self.subscribers.send(batch.clone());
+        if let Some(sender) = &*self.changelog.lock().expect("changelog lock poisoned") {
+            let _ = sender.send(batch);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kappa_sql::Value;
+
+    #[test]
+    fn applies_consolidated_changes_atomically() {
+        let store = ViewStore::new(["a".to_string(), "b".to_string()]);
+        let (_, mut rx) = store.subscribe(|_| ());
+        let row = vec![Value::Int(1)];
+        store.apply(
+            5,
+            false,
+            vec![
+                (0, row.clone(), 1),
+                (0, row.clone(), 1),
+                (1, row.clone(), 1),
+                (1, row.clone(), -1),
+            ],
+            vec![],
+            vec![],
+        );
+        store.read(|s| {
+            assert_eq!(s.frontier, 5);
+            assert_eq!(s.view("a").unwrap().len(), 2);
+            assert!(s.view("b").unwrap().is_empty());
+        });
+        let batch = rx.try_recv().unwrap();
+        assert_eq!(batch.changes, vec![(0, row, 2)]);
+    }
+}
