@@ -20,6 +20,8 @@ pub mod parse;
 pub mod plan;
 mod planner;
 pub mod types;
+pub mod window;
+pub mod window;
 
 pub use diagnostics::{Diagnostic, Diagnostics};
 pub use explain::explain;

@@ -16,12 +16,12 @@
 //!   [`ErrorRecord`] naming the node and the input row; the rest of the rows
 //!   proceed. A `Filter` keeps rows whose predicate is `TRUE` (not NULL).
 //! - **Window**: each row once per window `[start, start + size)` containing its
-//!   time, starts being multiples of the slide; NULL times are in no window.
+//!   time ([`crate::window::window_starts`]); NULL times are in no window.
 //! - **Join**: nested loops over the two arrangements' inputs; a key with a NULL
 //!   never matches; `Left` pads unmatched left rows with NULLs.
 //! - **Reduce**: groups by key; aggregates skip NULLs (`COUNT(*)` counts rows);
 //!   `DISTINCT` aggregates see each distinct non-NULL value once; `SUM`/`AVG`
-//!   accumulate exactly ([`crate::aggregate`]); a global aggregate (empty key) has
+//!   accumulate exactly ([`crate::aggregate::accumulate`], as the dataflow does); a global aggregate (empty key) has
 //!   one row even over no input.
 //! - **TopK**: per group, rows sorted by [`compare_rows`], ranks
 //!   `offset + 1 ..= offset + limit` kept, the rank appended when asked.
@@ -30,7 +30,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::aggregate::{finish_avg, finish_sum, to_accumulator};
+use crate::aggregate::{accumulate, finish};
 use crate::decode::JsonDecoder;
 use crate::expr::{compare, is_true};
 use crate::lateness::LatenessTracker;
@@ -246,7 +246,7 @@ fn evaluate_node(
                 let Value::Timestamp(t) = row[*time_column] else {
                     continue;
                 };
-                for start in window_starts(t, *size_ms, *slide_ms) {
+                for start in crate::window::window_starts(t, *size_ms, *slide_ms) {
                     let mut r = row.clone();
                     r.push(Value::Timestamp(start));
                     r.push(Value::Timestamp(start + size_ms));
@@ -417,18 +417,6 @@ pub fn split<'a>(text: &'a str, delimiter: &'a str) -> Vec<&'a str> {
     }
 }
 
-/// Starts of the windows `[start, start + size)` containing `t`, ascending.
-pub fn window_starts(t: i64, size_ms: i64, slide_ms: i64) -> Vec<i64> {
-    let mut starts = Vec::new();
-    let mut start = t - t.rem_euclid(slide_ms);
-    while start > t.saturating_sub(size_ms) {
-        starts.push(start);
-        start = start.saturating_sub(slide_ms);
-    }
-    starts.reverse();
-    starts
-}
-
 fn aggregate(
     a: &Aggregate,
     rows: &[&Row],
@@ -454,11 +442,11 @@ fn aggregate(
             .collect();
     }
     let count = values.len() as i64;
-    let value_type = values.first().map_or(output_type, Value::scalar_type);
     match a.func {
-        AggFunc::CountStar | AggFunc::Count => Value::Int(count),
-        AggFunc::Sum => finish_sum(output_type, values.iter().map(to_accumulator).sum(), count),
-        AggFunc::Avg => finish_avg(value_type, values.iter().map(to_accumulator).sum(), count),
+        AggFunc::CountStar | AggFunc::Count | AggFunc::Sum | AggFunc::Avg => {
+            let acc = values.iter().map(|v| accumulate(a.func, output_type, v)).sum();
+            finish(a.func, output_type, acc, count)
+        }
         AggFunc::Min | AggFunc::Max => {
             let ordered =
                 |x: &Value, y: &Value| compare(x, y).ok().flatten().unwrap_or_else(|| x.cmp(y));
@@ -475,17 +463,6 @@ fn aggregate(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tumbling_and_hopping_window_starts() {
-        assert_eq!(window_starts(61_000, 60_000, 60_000), vec![60_000]);
-        assert_eq!(window_starts(60_000, 60_000, 60_000), vec![60_000]);
-        assert_eq!(
-            window_starts(25_000, 30_000, 10_000),
-            vec![0, 10_000, 20_000]
-        );
-        assert_eq!(window_starts(-1, 1_000, 1_000), vec![-1_000]);
-    }
 
     #[test]
     fn split_drops_empty_pieces() {

@@ -83,13 +83,6 @@ fn compile_statements(name: &str, text: &str) -> PlanResult<Plan> {
             }
         }
     }
-    if planner.plan.views.is_empty() {
-        return Err(PlanError::new(
-            ErrorKind::Invalid("the pipeline declares no view".into()),
-            Span::empty(),
-        )
-        .with_hint("add `CREATE VIEW name AS SELECT ...;`"));
-    }
     Ok(planner.plan)
 }
 
