@@ -21,7 +21,6 @@ pub mod plan;
 mod planner;
 pub mod types;
 pub mod window;
-pub mod window;
 
 pub use diagnostics::{Diagnostic, Diagnostics};
 pub use explain::explain;

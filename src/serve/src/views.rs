@@ -1,0 +1,272 @@
+//! Reading views: list them, query one at a consistent frontier, subscribe to changes.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::Json;
+use kappa_dataflow::store::{StoreState, ViewContents};
+use kappa_sql::expr::cast;
+use kappa_sql::plan::{compare_rows, Column, ViewDef};
+use kappa_sql::{Row, Value};
+use serde_json::{json, Map, Value as Json_};
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::{Stream, StreamExt};
+
+use crate::error::ApiError;
+use crate::registry::Version;
+use crate::AppState;
+
+/// Most rows one query returns.
+pub const MAX_LIMIT: usize = 100_000;
+/// Rows returned when no `limit` is given.
+pub const DEFAULT_LIMIT: usize = 1_000;
+
+/// `GET /v1/pipelines`
+pub async fn list_pipelines(State(state): State<AppState>) -> Json<Json_> {
+    let pipelines: Vec<Json_> = state
+        .registry
+        .list()
+        .into_iter()
+        .map(|(name, active, versions)| {
+            json!({
+                "name": name,
+                "active_version": active,
+                "versions": versions.iter().map(|v| v.number).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Json(json!({ "pipelines": pipelines }))
+}
+
+/// `GET /v1/pipelines/{p}/views`
+pub async fn list_views(
+    State(state): State<AppState>,
+    Path(pipeline): Path<String>,
+    Query(params): Query<BTreeMap<String, String>>,
+) -> Result<Json<Json_>, ApiError> {
+    let version = state.registry.resolve(&pipeline, version_param(&params)?)?;
+    let views = version.store.read(|s| {
+        version
+            .plan
+            .views
+            .iter()
+            .map(|v| {
+                json!({
+                    "name": v.name,
+                    "columns": schema(version.plan.view_columns(v)),
+                    "key": v.key.iter().map(|k| &version.plan.view_columns(v)[*k].name).collect::<Vec<_>>(),
+                    "rows": s.view(&v.name).map_or(0, ViewContents::len),
+                })
+            })
+            .collect::<Vec<_>>()
+    });
+    Ok(Json(
+        json!({ "pipeline": pipeline, "version": version.number, "views": views }),
+    ))
+}
+
+/// `GET /v1/pipelines/{p}/views/{v}?limit=&offset=&version=&<column>=<value>`
+pub async fn query_view(
+    State(state): State<AppState>,
+    Path((pipeline, view)): Path<(String, String)>,
+    Query(params): Query<BTreeMap<String, String>>,
+) -> Result<Json<Json_>, ApiError> {
+    let version = state.registry.resolve(&pipeline, version_param(&params)?)?;
+    let def = view_def(&version, &view)?;
+    let columns = version.plan.view_columns(def);
+    let limit = usize_param(&params, "limit")?.unwrap_or(DEFAULT_LIMIT);
+    if limit > MAX_LIMIT {
+        return Err(ApiError::bad_request(
+            "limit_too_large",
+            format!("limit {limit} exceeds the maximum of {MAX_LIMIT}"),
+        ));
+    }
+    let offset = usize_param(&params, "offset")?.unwrap_or(0);
+    let filters = filters(&params, columns)?;
+    let body = version.store.read(|s| {
+        let contents = s
+            .view(&def.name)
+            .expect("the store holds every view of its plan");
+        let mut rows: Vec<&Row> = contents
+            .iter_rows()
+            .filter(|row| filters.iter().all(|(c, v)| &row[*c] == v))
+            .collect();
+        rows.sort_by(|a, b| compare_rows(&def.order_by, a, b));
+        let total = rows.len();
+        let page: Vec<Json_> = rows
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(|row| row_json(columns, row))
+            .collect();
+        json!({
+            "pipeline": pipeline,
+            "version": version.number,
+            "view": def.name,
+            "columns": schema(columns),
+            "frontier": s.frontier,
+            "offsets": offsets_json(s),
+            "total": total,
+            "rows": page,
+        })
+    });
+    Ok(Json(body))
+}
+
+/// `GET /v1/pipelines/{p}/views/{v}/subscribe`: server-sent events. First a
+/// `snapshot` event with every row, then one `changes` event per applied batch
+/// that touches the view: `{"frontier", "changes": [{"row", "diff"}]}`.
+pub async fn subscribe(
+    State(state): State<AppState>,
+    Path((pipeline, view)): Path<(String, String)>,
+    Query(params): Query<BTreeMap<String, String>>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let version = state.registry.resolve(&pipeline, version_param(&params)?)?;
+    let def = view_def(&version, &view)?;
+    let view_index = version
+        .plan
+        .views
+        .iter()
+        .position(|v| v.name == def.name)
+        .expect("the view belongs to its plan");
+    let columns: Arc<Vec<Column>> = Arc::new(version.plan.view_columns(def).to_vec());
+    let (snapshot, receiver) = version.store.subscribe(|s| {
+        let rows: Vec<Json_> = s.views[view_index]
+            .iter_rows()
+            .map(|row| row_json(&columns, row))
+            .collect();
+        json!({ "frontier": s.frontier, "offsets": offsets_json(s), "rows": rows })
+    });
+    let first = tokio_stream::once(Ok(Event::default()
+        .event("snapshot")
+        .data(snapshot.to_string())));
+    let changes = BroadcastStream::new(receiver).filter_map(move |batch| match batch {
+        Ok(batch) => {
+            let changes: Vec<Json_> = batch
+                .changes
+                .iter()
+                .filter(|(v, _, _)| *v == view_index)
+                .map(|(_, row, diff)| json!({ "row": row_json(&columns, row), "diff": diff }))
+                .collect();
+            (!changes.is_empty()).then(|| {
+                Ok(Event::default()
+                    .event("changes")
+                    .data(json!({ "frontier": batch.frontier, "changes": changes }).to_string()))
+            })
+        }
+        Err(lagged) => Some(Ok(Event::default().event("error").data(
+            json!({
+                "error_code": "subscriber_lagged",
+                "message": format!("{lagged}; re-subscribe to get a fresh snapshot"),
+            })
+            .to_string(),
+        ))),
+    });
+    Ok(Sse::new(first.chain(changes)).keep_alive(KeepAlive::default()))
+}
+
+fn view_def<'a>(version: &'a Version, view: &str) -> Result<&'a ViewDef, ApiError> {
+    version.plan.view(view).ok_or_else(|| {
+        let names: Vec<&str> = version.plan.views.iter().map(|v| v.name.as_str()).collect();
+        ApiError::not_found(
+            "unknown_view",
+            format!(
+                "pipeline `{}` has no view `{view}`; views: {}",
+                version.plan.name,
+                names.join(", ")
+            ),
+        )
+    })
+}
+
+fn schema(columns: &[Column]) -> Vec<Json_> {
+    columns
+        .iter()
+        .map(|c| json!({ "name": c.name, "type": c.ty.to_string(), "nullable": c.nullable }))
+        .collect()
+}
+
+/// A row as a JSON object keyed by column name.
+pub fn row_json(columns: &[Column], row: &[Value]) -> Json_ {
+    Json_::Object(
+        columns
+            .iter()
+            .zip(row)
+            .map(|(c, v)| (c.name.clone(), v.to_json()))
+            .collect::<Map<_, _>>(),
+    )
+}
+
+fn offsets_json(s: &StoreState) -> Json_ {
+    let mut topics: BTreeMap<&str, Map<String, Json_>> = BTreeMap::new();
+    for ((topic, partition), p) in &s.offsets {
+        topics
+            .entry(topic)
+            .or_default()
+            .insert(partition.to_string(), json!(p.next_offset));
+    }
+    json!(topics)
+}
+
+const RESERVED: [&str; 3] = ["limit", "offset", "version"];
+
+fn version_param(params: &BTreeMap<String, String>) -> Result<Option<u64>, ApiError> {
+    params
+        .get("version")
+        .map(|v| {
+            v.parse().map_err(|_| {
+                ApiError::bad_request(
+                    "bad_parameter",
+                    format!("version must be a number, got `{v}`"),
+                )
+            })
+        })
+        .transpose()
+}
+
+fn usize_param(params: &BTreeMap<String, String>, name: &str) -> Result<Option<usize>, ApiError> {
+    params
+        .get(name)
+        .map(|v| {
+            v.parse().map_err(|_| {
+                ApiError::bad_request(
+                    "bad_parameter",
+                    format!("{name} must be a number, got `{v}`"),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// Column filters from the query string: `?page=/p/1` keeps rows whose `page` is `/p/1`.
+fn filters(
+    params: &BTreeMap<String, String>,
+    columns: &[Column],
+) -> Result<Vec<(usize, Value)>, ApiError> {
+    params
+        .iter()
+        .filter(|(k, _)| !RESERVED.contains(&k.as_str()))
+        .map(|(name, text)| {
+            let index = columns
+                .iter()
+                .position(|c| &c.name == name)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+                    ApiError::bad_request(
+                        "unknown_column",
+                        format!(
+                            "no column `{name}` to filter on; columns: {}",
+                            names.join(", ")
+                        ),
+                    )
+                })?;
+            let value = cast(Value::text(text), columns[index].ty).map_err(|e| {
+                ApiError::bad_request("bad_filter", format!("filter on `{name}`: {e}"))
+            })?;
+            Ok((index, value))
+        })
+        .collect()
+}
