@@ -116,7 +116,8 @@ impl<'a> ExprTranslator<'a> {
             return Err(PlanError::new(
                 ErrorKind::Invalid(format!(
                     "aggregate function `{}` is not allowed in {}",
-                    function.name, self.clause
+                    super::functions::function_name(function).unwrap_or_default(),
+                    self.clause
                 )),
                 e.span(),
             )
