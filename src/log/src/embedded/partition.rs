@@ -258,7 +258,8 @@ impl Partition {
             max_records,
             max_bytes,
             bytes_used: 0,
-            out: Vec::new(),
+            // Sized for a typical read up front, to spare the regrowth copies.
+            out: Vec::with_capacity(max_records.min(4096)),
         };
         let mut offset = from_offset;
         let mut first = true;

@@ -246,6 +246,9 @@ pub(crate) struct ReadBudget {
     pub out: Vec<Record>,
 }
 
+/// The most bytes read from a segment file at once (larger frames are read whole).
+const READ_CHUNK: usize = 120 << 10;
+
 /// A consistent view of a segment for one read, taken under the partition's lock.
 pub(crate) struct SegmentView {
     pub path: PathBuf,
@@ -264,10 +267,12 @@ pub(crate) fn read_segment(
     max_body: u32,
     budget: &mut ReadBudget,
 ) -> Result<bool> {
+    // Chunks small enough that a read limited by record count wastes little, and below
+    // the allocator's mmap threshold so they are recycled rather than faulted in anew.
     let chunk = budget
         .max_bytes
-        .saturating_add(64 << 10)
-        .clamp(64 << 10, 8 << 20);
+        .saturating_add(4096)
+        .clamp(4096, READ_CHUNK);
     let mut pos = view.start_pos;
     while pos < view.len {
         let want = (view.len - pos).min(chunk as u64) as usize;
