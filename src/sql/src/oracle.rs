@@ -444,7 +444,10 @@ fn aggregate(
     let count = values.len() as i64;
     match a.func {
         AggFunc::CountStar | AggFunc::Count | AggFunc::Sum | AggFunc::Avg => {
-            let acc = values.iter().map(|v| accumulate(a.func, output_type, v)).sum();
+            let acc = values
+                .iter()
+                .map(|v| accumulate(a.func, output_type, v))
+                .sum();
             finish(a.func, output_type, acc, count)
         }
         AggFunc::Min | AggFunc::Max => {

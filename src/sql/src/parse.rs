@@ -117,7 +117,8 @@ pub fn parse_pipeline(text: &str) -> PlanResult<Vec<PipelineStatement>> {
             return Err(PlanError::new(
                 ErrorKind::Syntax(format!("expected `;` after the statement, found {}", after)),
                 after.span,
-            ));
+            )
+            .with_hint("a comma may be missing before this; statements end with `;`"));
         }
     }
     Ok(statements)
@@ -318,7 +319,7 @@ mod tests {
 
     #[test]
     fn syntax_errors_are_located() {
-        let error = parse_pipeline("CREATE VIEW v AS\nSELECT FROM WHERE;").unwrap_err();
+        let error = parse_pipeline("CREATE VIEW v AS\nSELECT (a FROM t;").unwrap_err();
         assert!(matches!(error.kind, ErrorKind::Syntax(_)));
         assert_eq!(error.span.start.line, 2);
     }

@@ -70,7 +70,10 @@ impl Script {
                 match compile_str("test.sql", &text) {
                     Ok(_) => self.fail(line, format!("expected an error containing `{wanted}`")),
                     Err(e) if e.to_string().contains(wanted) => {}
-                    Err(e) => self.fail(line, format!("expected an error containing `{wanted}`, got:\n{e}")),
+                    Err(e) => self.fail(
+                        line,
+                        format!("expected an error containing `{wanted}`, got:\n{e}"),
+                    ),
                 }
             }
             "pipeline" => {

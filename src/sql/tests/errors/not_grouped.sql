@@ -1,0 +1,6 @@
+CREATE SOURCE clicks (
+  ts TIMESTAMP, user TEXT, page TEXT, action TEXT, amount DOUBLE
+) WITH (topic = 'clicks', format = 'json', event_time = 'ts', lateness = '5s');
+
+CREATE VIEW counts AS
+  SELECT page, user, COUNT(*) FROM clicks GROUP BY page;

@@ -1,0 +1,2 @@
+CREATE SOURCE clicks (ts TIMESTAMP, page TEXT)
+  WITH (toppic = 'clicks');

@@ -1,0 +1,5 @@
+CREATE SOURCE clicks (
+  ts TIMESTAMP, user TEXT, page TEXT, action TEXT, amount DOUBLE
+) WITH (topic = 'clicks', format = 'json', event_time = 'ts', lateness = '5s');
+
+DROP VIEW clicks;
