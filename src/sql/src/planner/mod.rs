@@ -71,6 +71,11 @@ fn compile_statements(name: &str, text: &str) -> PlanResult<Plan> {
                 let planned = planner.plan_query(query)?;
                 planner.check_view_columns(&planned.relation, query.span())?;
                 let view_name = ident_name(name);
+                if !planned.key.is_empty() {
+                    planner
+                        .view_keys
+                        .insert(planned.relation.node, planned.key.clone());
+                }
                 planner.plan.views.push(ViewDef {
                     name: view_name.clone(),
                     node: planned.relation.node,
@@ -110,6 +115,8 @@ pub(crate) struct Planner {
     plan: Plan,
     /// Sources and views by (normalised) name, in the order declared.
     catalog: BTreeMap<String, CatalogEntry>,
+    /// The key of each view's node, so a view selecting from a keyed view keeps it.
+    view_keys: BTreeMap<NodeId, Vec<usize>>,
 }
 
 impl Planner {
@@ -122,6 +129,7 @@ impl Planner {
                 views: Vec::new(),
             },
             catalog: BTreeMap::new(),
+            view_keys: BTreeMap::new(),
         }
     }
 
@@ -189,5 +197,85 @@ impl Planner {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compile_str;
+    use crate::plan::{Node, Plan};
+    use crate::types::ScalarType;
+
+    const SOURCES: &str = "CREATE SOURCE clicks (ts TIMESTAMP NOT NULL, user TEXT, page TEXT)
+          WITH (event_time = 'ts');
+        CREATE SOURCE users (user TEXT NOT NULL, country TEXT);";
+
+    fn compile(views: &str) -> Plan {
+        compile_str("t.sql", &format!("{SOURCES}\n{views}")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn count(plan: &Plan, matches: impl Fn(&Node) -> bool) -> usize {
+        plan.nodes.iter().filter(|n| matches(&n.node)).count()
+    }
+
+    #[test]
+    fn views_share_sub_computations_and_arrangements() {
+        let plan = compile(
+            "CREATE VIEW a AS SELECT c.page, u.country FROM clicks c JOIN users u ON c.user = u.user;
+             CREATE VIEW b AS SELECT u.country, COUNT(*) AS n
+               FROM clicks AS c JOIN users AS u ON c.user = u.user GROUP BY u.country;",
+        );
+        assert_eq!(count(&plan, |n| matches!(n, Node::Arrange { .. })), 2);
+        assert_eq!(count(&plan, |n| matches!(n, Node::Join { .. })), 1);
+        assert_eq!(count(&plan, |n| matches!(n, Node::Source { .. })), 2);
+    }
+
+    #[test]
+    fn output_schemas_carry_types_and_nullability() {
+        let plan = compile(
+            "CREATE VIEW v AS SELECT page, COUNT(*) AS n, MAX(ts) AS last, AVG(1) AS one
+               FROM clicks GROUP BY page;",
+        );
+        let view = plan.view("v").expect("the view");
+        let columns = plan.view_columns(view);
+        let shape: Vec<(&str, ScalarType, bool)> = columns
+            .iter()
+            .map(|c| (c.name.as_str(), c.ty, c.nullable))
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                ("page", ScalarType::Text, true),
+                ("n", ScalarType::Int, false),
+                ("last", ScalarType::Timestamp, false),
+                ("one", ScalarType::Float, false),
+            ]
+        );
+        assert_eq!(view.key, vec![0]);
+    }
+
+    #[test]
+    fn group_by_expressions_are_computed_before_the_reduce() {
+        let plan = compile(
+            "CREATE VIEW v AS SELECT lower(page) AS p, COUNT(*) FROM clicks GROUP BY lower(page);",
+        );
+        let reduce = plan
+            .nodes
+            .iter()
+            .find_map(|n| match &n.node {
+                Node::Reduce { input, key, .. } => Some((*input, key.clone())),
+                _ => None,
+            })
+            .expect("a reduce");
+        assert!(matches!(plan.nodes[reduce.0].node, Node::Map { .. }));
+        assert_eq!(reduce.1, vec![3]);
+    }
+
+    #[test]
+    fn plans_round_trip_through_json() {
+        let plan = compile("CREATE VIEW v AS SELECT page FROM clicks WHERE user LIKE 'u%';");
+        let json = serde_json::to_string(&plan).expect("serializable");
+        let back: Plan = serde_json::from_str(&json).expect("deserializable");
+        assert_eq!(back, plan);
     }
 }

@@ -181,6 +181,9 @@ impl Planner {
                 select.selection.clone(),
             ),
         };
+        // A keyed view read whole keeps its key through filters and projections
+        // that select the key columns.
+        let inherited_key = self.view_keys.get(&relation.node).cloned();
         if let Some(selection) = &selection {
             let predicate = ExprTranslator::plain(&relation.scope, "WHERE").predicate(selection)?;
             let columns = self.columns(relation.node).to_vec();
@@ -231,12 +234,17 @@ impl Planner {
                 ExprTranslator::plain(&scope, "ORDER BY").translate(e)
             })?;
             let node = self.project(relation.node, &outputs);
+            let key: Option<Vec<usize>> = inherited_key.and_then(|key| {
+                key.iter()
+                    .map(|&k| outputs.iter().position(|o| o.expr.expr == Expr::Column(k)))
+                    .collect()
+            });
             PlannedQuery {
                 relation: Relation {
                     node,
                     scope: Scope::from_columns(None, self.columns(node)),
                 },
-                key: vec![],
+                key: key.unwrap_or_default(),
                 order_by,
             }
         };
