@@ -1,10 +1,17 @@
 //! One module per command family, plus what they share: opening the log.
 
 pub mod consume;
+pub mod demo;
+pub mod explain;
 pub mod produce;
+pub mod query;
+pub mod run;
 pub mod topic;
 
+use std::path::Path;
+
 use kappa_log::{Durability, EmbeddedLog, EmbeddedOptions};
+use kappa_sql::plan::Plan;
 
 use crate::Context;
 
@@ -23,4 +30,17 @@ pub(crate) fn open_reader(ctx: &Context) -> anyhow::Result<EmbeddedLog> {
         &ctx.data_dir,
         EmbeddedOptions::default(),
     )?)
+}
+
+/// Compiles a pipeline file; its diagnostics (file, line, column, caret, hint) go to
+/// stderr as they are.
+pub(crate) fn compile(path: &Path) -> anyhow::Result<Plan> {
+    kappa_sql::compile_file(path).map_err(|diagnostics| {
+        eprintln!("{diagnostics}");
+        anyhow::anyhow!(
+            "{} has {} error(s)",
+            path.display(),
+            diagnostics.errors.len()
+        )
+    })
 }

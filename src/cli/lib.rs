@@ -5,6 +5,8 @@
 //! a `run(&Context, args)` function, one variant in [`Command`], one arm in [`run`].
 
 pub mod commands;
+pub mod table;
+pub mod workload;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +44,16 @@ pub enum Command {
     Produce(commands::produce::ProduceArgs),
     /// Print a topic's records, one payload per line.
     Consume(commands::consume::ConsumeArgs),
+    /// Compile a pipeline file and print its plan.
+    Explain(commands::explain::ExplainArgs),
+    /// Run a pipeline as one dataflow and serve its views over HTTP.
+    Run(commands::run::RunArgs),
+    /// Generate clickstream events, run a pipeline over them and print its views.
+    Demo(commands::demo::DemoArgs),
+    /// Print a view of a running pipeline.
+    Query(commands::query::QueryArgs),
+    /// Export a view of a running pipeline as CSV or JSON lines.
+    Export(commands::query::ExportArgs),
 }
 
 /// What every command gets besides its own arguments: the global options.
@@ -74,6 +86,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Topic(cmd) => commands::topic::run(&ctx, cmd),
         Command::Produce(args) => commands::produce::run(&ctx, args),
         Command::Consume(args) => commands::consume::run(&ctx, args),
+        Command::Explain(args) => commands::explain::run(&ctx, args),
+        Command::Run(args) => commands::run::run(&ctx, args),
+        Command::Demo(args) => commands::demo::run(&ctx, args),
+        Command::Query(args) => commands::query::run_query(&ctx, args),
+        Command::Export(args) => commands::query::run_export(&ctx, args),
     }
 }
 

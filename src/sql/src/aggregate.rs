@@ -2,16 +2,21 @@
 //!
 //! Incremental aggregation adds and retracts values in whatever order batches
 //! arrive; floating-point addition would make the result depend on that order.
-//! So `SUM`/`AVG` accumulate in `i128`: integers as they are, `DOUBLE`s in fixed
-//! point with [`FLOAT_FRACTION_BITS`] fractional bits (the approach Materialize
-//! takes). The result is exact for values with at most 24 fractional bits and
-//! magnitudes below ~1e31 (larger magnitudes saturate); the oracle and the dataflow
-//! both use these functions, so they agree bit for bit.
+//! So `SUM`/`AVG` accumulate in `i128`: integers as they are, `DOUBLE`s in
+//! decimal fixed point with [`FLOAT_DECIMALS`] decimal places (Materialize takes
+//! the same approach with binary places; decimal ones make sums of money-like
+//! values come out as written: `0.1 + 0.2 = 0.3`). The result is exact for values
+//! with at most 9 decimal places and magnitudes below ~1e29 (larger magnitudes
+//! saturate); the oracle and the dataflow both use these functions, so they agree
+//! bit for bit.
 
 use crate::types::{ScalarType, Value};
 
-/// Fractional bits of the fixed-point accumulator for `DOUBLE` sums.
-pub const FLOAT_FRACTION_BITS: i32 = 24;
+/// Decimal places of the fixed-point accumulator for `DOUBLE` sums.
+pub const FLOAT_DECIMALS: i32 = 9;
+
+/// `10^FLOAT_DECIMALS`, the accumulator's unit.
+const FLOAT_SCALE: f64 = 1e9;
 
 /// The accumulator contribution of one non-NULL value of the given type.
 pub fn to_accumulator(value: &Value) -> i128 {
@@ -23,7 +28,7 @@ pub fn to_accumulator(value: &Value) -> i128 {
                 0
             } else {
                 // `as` saturates at the i128 bounds, which is the documented behaviour.
-                (x * f64::powi(2.0, FLOAT_FRACTION_BITS)).round() as i128
+                (x * FLOAT_SCALE).round() as i128
             }
         }
         Value::Timestamp(t) => *t as i128,
@@ -39,7 +44,7 @@ pub fn finish_sum(ty: ScalarType, acc: i128, count: i64) -> Value {
         return Value::Null;
     }
     match ty {
-        ScalarType::Float => Value::float(acc as f64 / f64::powi(2.0, FLOAT_FRACTION_BITS)),
+        ScalarType::Float => Value::float(acc as f64 / FLOAT_SCALE),
         _ => Value::Int(acc.clamp(i64::MIN as i128, i64::MAX as i128) as i64),
     }
 }
@@ -50,7 +55,7 @@ pub fn finish_avg(ty: ScalarType, acc: i128, count: i64) -> Value {
         return Value::Null;
     }
     let sum = match ty {
-        ScalarType::Float => acc as f64 / f64::powi(2.0, FLOAT_FRACTION_BITS),
+        ScalarType::Float => acc as f64 / FLOAT_SCALE,
         _ => acc as f64,
     };
     Value::float(sum / count as f64)
