@@ -6,12 +6,15 @@
 //! Bad records and failing rows are data ([`error::DataError`]), routed to the
 //! dead-letter topic. Logical times are wall-clock milliseconds at ingestion.
 
+pub mod engine;
 pub mod error;
+mod install;
 pub mod render;
 pub mod runtime;
 pub mod source;
 pub mod store;
 
+pub use engine::{Engine, VersionId};
 pub use runtime::{start, RunConfig, RunningPipeline};
 pub use store::ViewStore;
 

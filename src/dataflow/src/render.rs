@@ -12,6 +12,7 @@ mod reduce;
 mod scalar;
 mod topk;
 
+use std::rc::Rc;
 use std::sync::Arc;
 
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
@@ -25,7 +26,7 @@ use timely::dataflow::operators::Concatenate;
 use timely::dataflow::{Scope, Stream};
 
 use crate::error::DataError;
-use crate::source::{render_source, SourceConfig, SourceProgress};
+use crate::source::{render_source, SourceConfig, SourceControl, SourceProgress};
 use crate::{Diff, Time};
 
 /// A collection of rows.
@@ -59,13 +60,22 @@ pub fn render_plan<'s>(
     log: Arc<dyn Log>,
     source_config: &SourceConfig,
     probe: &ProbeHandle<Time>,
+    control: Rc<SourceControl>,
 ) -> Result<RenderedPlan<'s>, kappa_log::LogError> {
     let mut rendered: Vec<Rendered<'s>> = Vec::with_capacity(plan.nodes.len());
     let mut errors: Vec<Errors<'s>> = Vec::new();
     let mut progress = Vec::new();
     let mut sources = Vec::new();
     for (index, def) in plan.sources.iter().enumerate() {
-        let streams = render_source(scope, index, def, log.clone(), source_config, probe.clone())?;
+        let streams = render_source(
+            scope,
+            index,
+            def,
+            log.clone(),
+            source_config,
+            probe.clone(),
+            control.clone(),
+        )?;
         errors.push(streams.errors);
         progress.push(streams.progress);
         sources.push(streams.rows);

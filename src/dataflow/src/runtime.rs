@@ -8,7 +8,6 @@
 //! writer thread appends applied changes to the changelog topics and errors to the
 //! dead-letter topic, so log fsyncs never stall the dataflow.
 
-use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,16 +16,12 @@ use std::time::Duration;
 
 use kappa_log::{Log, LogError, NewRecord};
 use kappa_sql::plan::Plan;
-use kappa_sql::Row;
-use timely::dataflow::operators::probe::Handle as ProbeHandle;
-use timely::dataflow::operators::{Exchange, Inspect, Probe};
 use timely::WorkerConfig;
 
-use crate::error::{DataError, RuntimeError};
-use crate::render::render_plan;
-use crate::source::{now_ms, SourceConfig, SourceProgress};
+use crate::error::RuntimeError;
+use crate::install::install;
+use crate::source::{now_ms, SourceConfig, SourceControl};
 use crate::store::{ChangeBatch, ViewStore};
-use crate::Time;
 
 /// How to run a pipeline.
 #[derive(Clone, Debug)]
@@ -120,14 +115,6 @@ impl Drop for RunningPipeline {
     }
 }
 
-/// Updates bound for worker 0's store, buffered until the frontier passes them.
-#[derive(Default)]
-struct Pending {
-    views: Vec<(usize, Row, Time, isize)>,
-    errors: Vec<(DataError, Time, isize)>,
-    progress: Vec<(SourceProgress, Time)>,
-}
-
 /// Starts `plan` over `log`. Topics the sources read must exist; output topics are
 /// created when missing.
 pub fn start(
@@ -158,52 +145,19 @@ pub fn start(
     let worker_shutdown = shutdown.clone();
     let source_config = config.source.clone();
     let workers = timely::execute(timely_config, move |worker| {
-        let probe = ProbeHandle::<Time>::new();
-        let pending = Rc::new(RefCell::new(Pending::default()));
-        let is_leader = worker.index() == 0;
-        worker.dataflow::<Time, _, _>(|scope| {
-            let rendered = render_plan(scope, &plan, log.clone(), &source_config, &probe)
-                .map_err(|e| e.to_string())?;
-            for (view, rows) in rendered.views.into_iter().enumerate() {
-                let sink = pending.clone();
-                rows.inner
-                    .exchange(|_| 0)
-                    .inspect(move |(row, time, diff): &(Row, Time, isize)| {
-                        sink.borrow_mut()
-                            .views
-                            .push((view, row.clone(), *time, *diff))
-                    })
-                    .probe_with(&probe);
-            }
-            let sink = pending.clone();
-            rendered
-                .errors
-                .exchange(|_| 0)
-                .inspect(move |(error, time, diff): &(DataError, Time, isize)| {
-                    sink.borrow_mut().errors.push((error.clone(), *time, *diff))
-                })
-                .probe_with(&probe);
-            let sink = pending.clone();
-            rendered
-                .progress
-                .exchange(|_| 0)
-                .inspect(move |(progress, time, _): &(SourceProgress, Time, isize)| {
-                    sink.borrow_mut().progress.push((progress.clone(), *time))
-                })
-                .probe_with(&probe);
-            Ok::<_, String>(())
-        })?;
-
+        let control = Rc::new(SourceControl::default());
+        let installed = install(worker, &plan, log.clone(), &source_config, control)?;
         loop {
             if worker_shutdown.load(Ordering::SeqCst) {
                 return Ok(());
             }
             worker.step_or_park(Some(Duration::from_millis(20)));
-            let frontier = probe.with_frontier(|f| f.first().copied());
-            if is_leader {
-                apply_ready(&worker_store, &pending, frontier);
-            }
-            if frontier.is_none() {
+            let complete = if worker.index() == 0 {
+                installed.apply_ready(&worker_store)
+            } else {
+                installed.frontier().is_none()
+            };
+            if complete {
                 return Ok(());
             }
         }
@@ -215,39 +169,6 @@ pub fn start(
         workers: Some(workers),
         writer,
     })
-}
-
-/// Moves every pending update before `frontier` (all of them when the dataflow is
-/// complete) into the store, in one atomic application.
-fn apply_ready(store: &ViewStore, pending: &RefCell<Pending>, frontier: Option<Time>) {
-    let mut pending = pending.borrow_mut();
-    let ready = |t: &Time| frontier.is_none_or(|f| *t < f);
-    if pending.views.is_empty() && pending.errors.is_empty() && pending.progress.is_empty() {
-        if let Some(f) = frontier {
-            if store.read(|s| s.frontier) < f {
-                store.apply(f, false, vec![], vec![], vec![]);
-            }
-        } else if !store.read(|s| s.complete) {
-            store.apply(0, true, vec![], vec![], vec![]);
-        }
-        return;
-    }
-    let (views, rest): (Vec<_>, Vec<_>) = pending.views.drain(..).partition(|u| ready(&u.2));
-    pending.views = rest;
-    let (errors, rest): (Vec<_>, Vec<_>) = pending.errors.drain(..).partition(|u| ready(&u.1));
-    pending.errors = rest;
-    let (progress, rest): (Vec<_>, Vec<_>) = pending.progress.drain(..).partition(|u| ready(&u.1));
-    pending.progress = rest;
-    store.apply(
-        frontier.unwrap_or(now_ms()),
-        frontier.is_none(),
-        views
-            .into_iter()
-            .map(|(v, row, _, d)| (v, row, d))
-            .collect(),
-        errors.into_iter().map(|(e, _, d)| (e, d)).collect(),
-        progress.into_iter().map(|(p, _)| p).collect(),
-    );
 }
 
 /// Starts the thread appending applied changes to changelog topics and errors to

@@ -14,7 +14,9 @@
 //! not yet through the whole dataflow (as seen by the probe), so memory does not
 //! grow with the log.
 
-use std::collections::VecDeque;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -36,7 +38,7 @@ use crate::error::{DataError, Origin};
 use crate::{Diff, Time};
 
 /// How sources read the log.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SourceConfig {
     /// Most records read from one partition per activation.
     pub max_batch_records: usize,
@@ -48,6 +50,38 @@ pub struct SourceConfig {
     pub idle_tick: Duration,
     /// Stop at the log end observed when the pipeline starts (a bounded run), or follow.
     pub bounded: bool,
+    /// Most records read from one partition per activation while throttled (replaying
+    /// beside a live version), so that the live version's batches are not delayed.
+    pub throttled_batch_records: usize,
+}
+
+/// Steering of a running version's sources, changed by sequenced commands on every
+/// worker (so it works the same across processes).
+#[derive(Debug, Default)]
+pub struct SourceControl {
+    /// Read no partition beyond these offsets (exclusive), by `(topic, partition)`.
+    hold: RefCell<Option<BTreeMap<(String, u32), u64>>>,
+    /// Replaying beside a live version: read small batches, one in flight.
+    throttled: Cell<bool>,
+}
+
+impl SourceControl {
+    /// Stops reading at `offsets` (`None` lifts the hold).
+    pub fn set_hold(&self, offsets: Option<BTreeMap<(String, u32), u64>>) {
+        *self.hold.borrow_mut() = offsets;
+    }
+
+    /// Throttles reading (replay) or lets it run at full speed.
+    pub fn set_throttled(&self, throttled: bool) {
+        self.throttled.set(throttled);
+    }
+
+    fn held_at(&self, topic: &str, partition: u32) -> Option<u64> {
+        self.hold
+            .borrow()
+            .as_ref()
+            .and_then(|h| h.get(&(topic.to_string(), partition)).copied())
+    }
 }
 
 impl Default for SourceConfig {
@@ -58,6 +92,7 @@ impl Default for SourceConfig {
             max_batches_in_flight: 4,
             idle_tick: Duration::from_millis(5),
             bounded: false,
+            throttled_batch_records: 2_048,
         }
     }
 }
@@ -125,6 +160,7 @@ pub fn render_source<'s>(
     log: Arc<dyn Log>,
     config: &SourceConfig,
     probe: ProbeHandle<Time>,
+    control: Rc<SourceControl>,
 ) -> Result<SourceStreams<'s>, kappa_log::LogError> {
     let (index, peers) = (scope.index(), scope.peers());
     let partition_count = log.partition_count(&def.topic)?;
@@ -178,7 +214,9 @@ pub fn render_source<'s>(
                 in_flight.pop_front();
             }
             let time = now_ms().max(*capabilities[0].time());
-            if in_flight.len() >= config.max_batches_in_flight {
+            let throttled = control.throttled.get();
+            let max_in_flight = if throttled { 1 } else { config.max_batches_in_flight };
+            if in_flight.len() >= max_in_flight {
                 activator.activate_after(Duration::from_millis(1));
                 return;
             }
@@ -197,9 +235,19 @@ pub fn render_source<'s>(
                     continue;
                 }
                 reader.waiting = false;
-                let mut limit = config.max_batch_records;
+                let mut limit = if throttled {
+                    config.throttled_batch_records
+                } else {
+                    config.max_batch_records
+                };
                 if let Some(end) = reader.stop_at {
                     limit = limit.min((end - reader.next_offset) as usize);
+                }
+                if let Some(hold) = control.held_at(&topic, reader.partition) {
+                    limit = limit.min(hold.saturating_sub(reader.next_offset) as usize);
+                    if limit == 0 {
+                        continue;
+                    }
                 }
                 let records = match log.read(
                     &topic,

@@ -1,0 +1,229 @@
+//! A long-running set of timely workers into which pipeline versions are installed
+//! and from which they are dropped while it runs.
+//!
+//! Each version is its own dataflow in the same workers. Commands (deploy, retire,
+//! hold, throttle, shutdown) are proposed by the controller on worker 0 and reach
+//! every worker — in every process of a cluster — in the same order through
+//! timely's [`Sequencer`], so all workers install the same dataflows in the same
+//! order, as timely requires.
+
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kappa_log::Log;
+use kappa_sql::plan::Plan;
+use serde::{Deserialize, Serialize};
+use timely::synchronization::Sequencer;
+use timely::WorkerConfig;
+
+use crate::error::RuntimeError;
+use crate::install::{install, Installed};
+use crate::source::{SourceConfig, SourceControl};
+use crate::store::ViewStore;
+
+/// Identifies a pipeline version.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct VersionId {
+    /// The pipeline's name.
+    pub pipeline: String,
+    /// Its version number.
+    pub version: u64,
+}
+
+impl std::fmt::Display for VersionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} v{}", self.pipeline, self.version)
+    }
+}
+
+/// What every worker does, in sequence.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+enum Command {
+    Deploy {
+        id: VersionId,
+        plan: Plan,
+        source: SourceConfig,
+        throttled: bool,
+    },
+    Retire {
+        id: VersionId,
+    },
+    Hold {
+        id: VersionId,
+        offsets: Option<Vec<(String, u32, u64)>>,
+    },
+    Throttle {
+        id: VersionId,
+        throttled: bool,
+    },
+    Shutdown,
+}
+
+type Stores = Arc<Mutex<HashMap<VersionId, Arc<ViewStore>>>>;
+
+/// The running workers. Held by the controller in process 0; other processes of a
+/// cluster run [`Engine::start`] too and follow the sequenced commands.
+pub struct Engine {
+    commands: Mutex<Sender<Command>>,
+    stores: Stores,
+    workers: Mutex<Option<timely::communication::WorkerGuards<Result<(), String>>>>,
+}
+
+impl Engine {
+    /// Starts the workers (threads of this process, or this process's share of a cluster).
+    pub fn start(
+        communication: timely::CommunicationConfig,
+        log: Arc<dyn Log>,
+    ) -> Result<Engine, RuntimeError> {
+        let (sender, receiver) = std::sync::mpsc::channel::<Command>();
+        let receiver: Arc<Mutex<Option<Receiver<Command>>>> = Arc::new(Mutex::new(Some(receiver)));
+        let stores: Stores = Arc::default();
+        let worker_stores = stores.clone();
+        let config = timely::Config {
+            communication,
+            worker: WorkerConfig::default(),
+        };
+        let workers = timely::execute(config, move |worker| {
+            // Worker 0 of process 0 is the one that proposes commands.
+            let inbox = if worker.index() == 0 {
+                receiver.lock().expect("inbox lock").take()
+            } else {
+                None
+            };
+            let mut sequencer: Sequencer<Command> = Sequencer::new(worker, Instant::now());
+            let mut installed: BTreeMap<VersionId, Installed> = BTreeMap::new();
+            loop {
+                if let Some(inbox) = &inbox {
+                    while let Ok(command) = inbox.try_recv() {
+                        sequencer.push(command);
+                    }
+                }
+                for command in sequencer.by_ref() {
+                    match command {
+                        Command::Deploy {
+                            id,
+                            plan,
+                            source,
+                            throttled,
+                        } => {
+                            let control = Rc::new(SourceControl::default());
+                            control.set_throttled(throttled);
+                            match install(worker, &plan, log.clone(), &source, control) {
+                                Ok(version) => {
+                                    installed.insert(id, version);
+                                }
+                                Err(error) => {
+                                    tracing::error!(%id, %error, "cannot install version");
+                                }
+                            }
+                        }
+                        Command::Retire { id } => {
+                            if let Some(version) = installed.remove(&id) {
+                                worker.drop_dataflow(version.dataflow);
+                            }
+                        }
+                        Command::Hold { id, offsets } => {
+                            if let Some(version) = installed.get(&id) {
+                                version.control.set_hold(offsets.map(|o| {
+                                    o.into_iter().map(|(t, p, off)| ((t, p), off)).collect()
+                                }));
+                            }
+                        }
+                        Command::Throttle { id, throttled } => {
+                            if let Some(version) = installed.get(&id) {
+                                version.control.set_throttled(throttled);
+                            }
+                        }
+                        Command::Shutdown => return Ok(()),
+                    }
+                }
+                worker.step_or_park(Some(Duration::from_millis(10)));
+                if inbox.is_some() {
+                    let stores = worker_stores.lock().expect("stores lock").clone();
+                    for (id, version) in &installed {
+                        if let Some(store) = stores.get(id) {
+                            version.apply_ready(store);
+                        }
+                    }
+                }
+            }
+        })
+        .map_err(RuntimeError::Workers)?;
+        Ok(Engine {
+            commands: Mutex::new(sender),
+            stores,
+            workers: Mutex::new(Some(workers)),
+        })
+    }
+
+    fn send(&self, command: Command) {
+        // The receiver lives as long as worker 0; a send after shutdown is moot.
+        let _ = self.commands.lock().expect("command lock").send(command);
+    }
+
+    /// Installs `plan` as a new dataflow reading its sources from offset 0, and
+    /// returns the store its views materialize into.
+    pub fn deploy(
+        &self,
+        id: VersionId,
+        plan: &Plan,
+        source: SourceConfig,
+        throttled: bool,
+    ) -> Arc<ViewStore> {
+        let store = Arc::new(ViewStore::new(plan.views.iter().map(|v| v.name.clone())));
+        self.stores
+            .lock()
+            .expect("stores lock")
+            .insert(id.clone(), store.clone());
+        self.send(Command::Deploy {
+            id,
+            plan: plan.clone(),
+            source,
+            throttled,
+        });
+        store
+    }
+
+    /// Drops a version's dataflow and frees its state.
+    pub fn retire(&self, id: &VersionId) {
+        self.send(Command::Retire { id: id.clone() });
+        self.stores.lock().expect("stores lock").remove(id);
+    }
+
+    /// Makes a version's sources stop at `offsets` (exclusive), or lifts the hold.
+    pub fn hold(&self, id: &VersionId, offsets: Option<BTreeMap<(String, u32), u64>>) {
+        self.send(Command::Hold {
+            id: id.clone(),
+            offsets: offsets.map(|o| o.into_iter().map(|((t, p), off)| (t, p, off)).collect()),
+        });
+    }
+
+    /// Throttles a version's reading (replay beside a live version) or lifts it.
+    pub fn throttle(&self, id: &VersionId, throttled: bool) {
+        self.send(Command::Throttle {
+            id: id.clone(),
+            throttled,
+        });
+    }
+
+    /// Stops every worker and waits for them.
+    pub fn shutdown(&self) -> Result<(), RuntimeError> {
+        self.send(Command::Shutdown);
+        self.join()
+    }
+
+    /// Waits for the workers to stop (after a shutdown, in any process).
+    pub fn join(&self) -> Result<(), RuntimeError> {
+        if let Some(workers) = self.workers.lock().expect("workers lock").take() {
+            for result in workers.join() {
+                result
+                    .map_err(RuntimeError::Workers)?
+                    .map_err(RuntimeError::Workers)?;
+            }
+        }
+        Ok(())
+    }
+}

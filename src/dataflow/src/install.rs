@@ -1,0 +1,138 @@
+//! Installing one pipeline version's dataflow on a worker, and moving its results
+//! into the version's [`ViewStore`].
+//!
+//! Every view change, data error and source progress record is exchanged to
+//! worker 0 and buffered there until the dataflow's frontier (one probe over all of
+//! them, on every worker) has passed its time; then [`Installed::apply_ready`]
+//! applies everything before the frontier to the store in one step.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use kappa_log::Log;
+use kappa_sql::plan::Plan;
+use kappa_sql::Row;
+use timely::dataflow::operators::probe::Handle as ProbeHandle;
+use timely::dataflow::operators::{Exchange, Inspect, Probe};
+use timely::worker::Worker;
+
+use crate::error::DataError;
+use crate::render::render_plan;
+use crate::source::{now_ms, SourceConfig, SourceControl, SourceProgress};
+use crate::store::ViewStore;
+use crate::Time;
+
+/// Updates bound for worker 0's store, buffered until the frontier passes them.
+#[derive(Default)]
+struct Pending {
+    views: Vec<(usize, Row, Time, isize)>,
+    errors: Vec<(DataError, Time, isize)>,
+    progress: Vec<(SourceProgress, Time)>,
+}
+
+/// A pipeline version's dataflow on one worker.
+pub(crate) struct Installed {
+    probe: ProbeHandle<Time>,
+    pending: Rc<RefCell<Pending>>,
+    /// The dataflow's identifier, for `Worker::drop_dataflow`.
+    pub(crate) dataflow: usize,
+    /// How its sources are steered (hold at offsets, replay throttling).
+    pub(crate) control: Rc<SourceControl>,
+}
+
+/// Renders `plan` as a new dataflow on `worker`.
+pub(crate) fn install(
+    worker: &mut Worker,
+    plan: &Plan,
+    log: Arc<dyn Log>,
+    source_config: &SourceConfig,
+    control: Rc<SourceControl>,
+) -> Result<Installed, String> {
+    let probe = ProbeHandle::<Time>::new();
+    let pending = Rc::new(RefCell::new(Pending::default()));
+    let dataflow = worker.next_dataflow_index();
+    worker.dataflow_named::<Time, _, _>(&plan.name, |scope| {
+        let rendered = render_plan(scope, plan, log, source_config, &probe, control.clone())
+            .map_err(|e| e.to_string())?;
+        for (view, rows) in rendered.views.into_iter().enumerate() {
+            let sink = pending.clone();
+            rows.inner
+                .exchange(|_| 0)
+                .inspect(move |(row, time, diff): &(Row, Time, isize)| {
+                    sink.borrow_mut()
+                        .views
+                        .push((view, row.clone(), *time, *diff))
+                })
+                .probe_with(&probe);
+        }
+        let sink = pending.clone();
+        rendered
+            .errors
+            .exchange(|_| 0)
+            .inspect(move |(error, time, diff): &(DataError, Time, isize)| {
+                sink.borrow_mut().errors.push((error.clone(), *time, *diff))
+            })
+            .probe_with(&probe);
+        let sink = pending.clone();
+        rendered
+            .progress
+            .exchange(|_| 0)
+            .inspect(move |(progress, time, _): &(SourceProgress, Time, isize)| {
+                sink.borrow_mut().progress.push((progress.clone(), *time))
+            })
+            .probe_with(&probe);
+        Ok::<_, String>(())
+    })?;
+    Ok(Installed {
+        probe,
+        pending,
+        dataflow,
+        control,
+    })
+}
+
+impl Installed {
+    /// The dataflow's frontier: every time before it is complete. `None` once the
+    /// dataflow has finished.
+    pub(crate) fn frontier(&self) -> Option<Time> {
+        self.probe.with_frontier(|f| f.first().copied())
+    }
+
+    /// Moves every pending update before the frontier (all of them when the dataflow
+    /// is complete) into the store, in one atomic application. Returns whether the
+    /// dataflow is complete.
+    pub(crate) fn apply_ready(&self, store: &ViewStore) -> bool {
+        let frontier = self.frontier();
+        let mut pending = self.pending.borrow_mut();
+        if pending.views.is_empty() && pending.errors.is_empty() && pending.progress.is_empty() {
+            match frontier {
+                Some(f) if store.read(|s| s.frontier) < f => {
+                    store.apply(f, false, vec![], vec![], vec![])
+                }
+                None if !store.read(|s| s.complete) => store.apply(0, true, vec![], vec![], vec![]),
+                _ => {}
+            }
+            return frontier.is_none();
+        }
+        let ready = |t: &Time| frontier.is_none_or(|f| *t < f);
+        let (views, rest): (Vec<_>, Vec<_>) = pending.views.drain(..).partition(|u| ready(&u.2));
+        pending.views = rest;
+        let (errors, rest): (Vec<_>, Vec<_>) = pending.errors.drain(..).partition(|u| ready(&u.1));
+        pending.errors = rest;
+        let (progress, rest): (Vec<_>, Vec<_>) =
+            pending.progress.drain(..).partition(|u| ready(&u.1));
+        pending.progress = rest;
+        store.apply(
+            frontier.unwrap_or(now_ms()),
+            frontier.is_none(),
+            views
+                .into_iter()
+                .map(|(v, row, _, d)| (v, row, d))
+                .collect(),
+            errors.into_iter().map(|(e, _, d)| (e, d)).collect(),
+            progress.into_iter().map(|(p, _)| p).collect(),
+        );
+        frontier.is_none()
+    }
+}
