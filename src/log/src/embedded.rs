@@ -28,7 +28,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub use lock::{read_lock_info, LockInfo};
-pub(crate) use meta::validate_topic;
+pub use meta::validate_topic;
 
 use crate::error::IoContext;
 use crate::NewRecord;

@@ -87,6 +87,38 @@ pub enum LogError {
         /// The partition.
         partition: u32,
     },
+    /// The log's cluster (a remote backend such as Fluvio) cannot be reached or did not
+    /// answer in time. Transient: retrying later is right.
+    #[error("log cluster at {endpoint} is unreachable: {reason}")]
+    Unreachable {
+        /// The address that was tried.
+        endpoint: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The partition has no leader able to serve it now (offline, or electing one).
+    /// Transient: retrying later is right.
+    #[error("partition {topic}/{partition} is offline: {reason}")]
+    PartitionOffline {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// What the cluster said.
+        reason: String,
+    },
+    /// A remote backend refused or failed a request for a reason of its own.
+    #[error("{backend}: {context}: {reason}")]
+    Backend {
+        /// The backend, e.g. `fluvio`.
+        backend: &'static str,
+        /// What was being done.
+        context: String,
+        /// What the backend said.
+        reason: String,
+        /// Whether records handed to a failed append may nevertheless have been stored.
+        may_have_been_written: bool,
+    },
     /// An I/O error, with what was being done.
     #[error("{context}: {source}")]
     Io {
@@ -110,7 +142,19 @@ impl LogError {
             LogError::Io {
                 may_have_been_written: true,
                 ..
+            } | LogError::Backend {
+                may_have_been_written: true,
+                ..
             }
+        )
+    }
+
+    /// Whether the error is transient (an unreachable cluster, an offline partition), so
+    /// that retrying the same call later is right.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            LogError::Unreachable { .. } | LogError::PartitionOffline { .. }
         )
     }
 

@@ -21,6 +21,8 @@
 //! assert_eq!(&records[0].payload[..], b"{\"a\":1}");
 //! ```
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod embedded;
 mod error;
 mod mem;
@@ -31,7 +33,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-pub use embedded::{read_lock_info, Durability, EmbeddedLog, EmbeddedOptions, LockInfo};
+pub use embedded::{
+    read_lock_info, validate_topic, Durability, EmbeddedLog, EmbeddedOptions, LockInfo,
+};
 pub use error::{LogError, Result};
 pub use mem::MemLog;
 pub use routing::{partition_for_key, round_robin_start};

@@ -30,7 +30,7 @@ pub(crate) struct TopicMeta {
 }
 
 /// Checks a topic name (`[A-Za-z0-9._-]{1,200}`, not `.` or `..`) and partition count.
-pub(crate) fn validate_topic(name: &str, partitions: u32) -> Result<()> {
+pub fn validate_topic(name: &str, partitions: u32) -> Result<()> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
     if name.is_empty()
         || name.len() > 200
