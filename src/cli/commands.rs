@@ -1,11 +1,15 @@
 //! One module per command family, plus what they share: opening the log.
 
+pub mod admin;
+pub mod backend;
 pub mod consume;
 pub mod demo;
 pub mod explain;
+pub mod mirror;
 pub mod produce;
 pub mod query;
 pub mod run;
+pub mod serve;
 pub mod topic;
 
 use std::path::Path;

@@ -14,7 +14,7 @@ use anyhow::bail;
 use clap::Args;
 use kappa_log::Log;
 
-use super::open_reader;
+use super::backend::{open_log, Access};
 use crate::Context;
 
 /// Arguments of `kappa consume`.
@@ -44,7 +44,7 @@ const MAX_BYTES: usize = 4 << 20;
 
 /// Runs `kappa consume`.
 pub fn run(ctx: &Context, args: ConsumeArgs) -> anyhow::Result<()> {
-    let log = open_reader(ctx)?;
+    let log = open_log(ctx, Access::Read)?;
     let count = log.partition_count(&args.topic)?;
     let partitions: Vec<u32> = match args.partition {
         Some(p) if p >= count => bail!(
@@ -55,7 +55,7 @@ pub fn run(ctx: &Context, args: ConsumeArgs) -> anyhow::Result<()> {
         None => (0..count).collect(),
     };
     let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    match consume(&log, &args, &partitions, &mut out).and_then(|()| Ok(out.flush()?)) {
+    match consume(&*log, &args, &partitions, &mut out).and_then(|()| Ok(out.flush()?)) {
         Err(e) if is_broken_pipe(&e) => Ok(()),
         other => other,
     }

@@ -24,9 +24,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context as _};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use kappa_log::{Durability, Log, NewRecord};
+use kappa_log::{Durability, NewRecord};
 
-use super::open_writer;
+use super::backend::{open_log, Access};
 use crate::Context;
 
 /// Arguments of `kappa produce`.
@@ -80,7 +80,7 @@ pub fn run(ctx: &Context, args: ProduceArgs) -> anyhow::Result<()> {
         Some(p) if p.as_os_str() == "-" => Box::new(std::io::stdin()),
         Some(p) => Box::new(File::open(p).with_context(|| format!("cannot open {}", p.display()))?),
     };
-    let log = open_writer(ctx, durability)?;
+    let log = open_log(ctx, Access::Write(durability))?;
     let partitions = log.partition_count(&args.topic)?;
     if let Some(p) = args.partition {
         if p >= partitions {

@@ -3,10 +3,11 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use serde_json::Value;
 
+use crate::client::ServerArgs;
 use crate::{table, Context};
 
 /// Where the server is and which view to read.
@@ -16,9 +17,9 @@ pub struct ViewRef {
     pub pipeline: String,
     /// The view.
     pub view: String,
-    /// The server's base URL.
-    #[arg(long, env = "KAPPA_SERVER", default_value = "http://127.0.0.1:8080")]
-    pub server: String,
+    /// The server.
+    #[command(flatten)]
+    pub server: ServerArgs,
     /// Read this version instead of the active one.
     #[arg(long)]
     pub version: Option<u64>,
@@ -68,12 +69,6 @@ pub struct ExportArgs {
 const PAGE: usize = 10_000;
 
 fn fetch(view: &ViewRef, limit: usize, offset: usize) -> anyhow::Result<Value> {
-    let url = format!(
-        "{}/v1/pipelines/{}/views/{}",
-        view.server.trim_end_matches('/'),
-        view.pipeline,
-        view.view
-    );
     let mut query: Vec<(String, String)> = vec![
         ("limit".into(), limit.to_string()),
         ("offset".into(), offset.to_string()),
@@ -87,26 +82,10 @@ fn fetch(view: &ViewRef, limit: usize, offset: usize) -> anyhow::Result<Value> {
             .with_context(|| format!("--filter `{filter}` is not COLUMN=VALUE"))?;
         query.push((column.into(), value.into()));
     }
-    let response = reqwest::blocking::Client::new()
-        .get(&url)
-        .query(&query)
-        .send()
-        .with_context(|| {
-            format!(
-                "cannot reach kappa at {} (is `kappa run` running?)",
-                view.server
-            )
-        })?;
-    let status = response.status();
-    let body: Value = response.json().context("the server's answer is not JSON")?;
-    if !status.is_success() {
-        bail!(
-            "{} ({})",
-            body["message"].as_str().unwrap_or("request failed"),
-            body["error_code"].as_str().unwrap_or(status.as_str())
-        );
-    }
-    Ok(body)
+    view.server.get(
+        &format!("/v1/pipelines/{}/views/{}", view.pipeline, view.view),
+        &query,
+    )
 }
 
 fn column_names(body: &Value) -> Vec<String> {

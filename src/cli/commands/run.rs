@@ -1,11 +1,12 @@
 //! `kappa run PIPELINE`: one pipeline as one dataflow, served over HTTP.
 //!
-//! Reads the pipeline's sources from offset 0 of the embedded log, keeps
-//! following them, and serves the views on `--listen` (127.0.0.1 by default)
-//! until SIGINT/SIGTERM. With `--until-end` it instead processes what the log
-//! holds when it starts, prints every view and exits. Scale-out uses timely's own
-//! cluster: `--processes N --process I --hosts FILE` (one `host:port` per line);
-//! process 0 owns the log's writer lock and serves the API.
+//! The shorthand for `kappa serve PIPELINE --auto-promote`: reads the pipeline's
+//! sources from offset 0, keeps following them, and serves the views on `--listen`
+//! (127.0.0.1 by default) until SIGINT/SIGTERM; running it again after editing the
+//! file deploys the new content as the next version. With `--until-end` it instead
+//! processes what the log holds when it starts, prints every view and exits.
+//! Scale-out uses timely's own cluster: `--processes N --process I --hosts FILE`
+//! (one `host:port` per line); process 0 owns the log's writer lock and serves the API.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,8 +16,9 @@ use anyhow::{bail, Context as _};
 use clap::Args;
 use kappa_dataflow::{start, RunConfig, ViewStore};
 use kappa_log::{Durability, Log};
-use kappa_serve::{AppState, Registry, Version};
 use kappa_sql::plan::Plan;
+
+use super::serve::ServeArgs;
 
 use super::{compile, open_reader, open_writer};
 use crate::{table, Context};
@@ -47,10 +49,30 @@ pub struct RunArgs {
     /// File listing every process's `host:port`, one per line, in process order.
     #[arg(long)]
     pub hosts: Option<PathBuf>,
+    /// Require this bearer token on admin routes.
+    #[arg(long, env = "KAPPA_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
 }
 
 /// Runs `kappa run`.
 pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
+    if !args.until_end {
+        return super::serve::run(
+            ctx,
+            ServeArgs {
+                pipelines: vec![args.pipeline],
+                workers: args.workers,
+                listen: args.listen,
+                auto_promote: true,
+                admin_token: args.admin_token,
+                lag_bound: 0,
+                retain: 2,
+                processes: args.processes,
+                process: args.process,
+                hosts: args.hosts,
+            },
+        );
+    }
     let plan = Arc::new(compile(&args.pipeline)?);
     let process = args.process.unwrap_or(0);
     let is_leader = process == 0;
@@ -69,32 +91,14 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
             args.hosts.as_deref(),
         )?;
     }
-    config.source.bounded = args.until_end;
+    config.source.bounded = true;
     config.write_outputs = is_leader;
-    let running = start(plan.clone(), log.clone(), config)?;
+    let running = start(plan.clone(), log, config)?;
     let store = running.store().clone();
-    if args.until_end {
-        running.join()?;
-        if is_leader {
-            print_views(&plan, &store, args.print_rows);
-        }
-        return Ok(());
-    }
+    running.join()?;
     if is_leader {
-        let registry = Arc::new(Registry::new());
-        registry.insert(
-            &plan.name,
-            Arc::new(Version {
-                number: 1,
-                plan: plan.clone(),
-                store,
-            }),
-        );
-        serve_until_signal(args.listen, AppState { registry, log }, &plan.name)?;
-    } else {
-        wait_for_signal()?;
+        print_views(&plan, &store, args.print_rows);
     }
-    running.shutdown()?;
     Ok(())
 }
 
@@ -113,7 +117,7 @@ pub(crate) fn check_sources(plan: &Plan, log: &dyn Log) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn cluster(
+pub(crate) fn cluster(
     processes: usize,
     process: usize,
     threads: usize,
@@ -147,37 +151,14 @@ fn cluster(
     })
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?)
 }
 
-/// Serves the API until SIGINT or SIGTERM.
-pub(crate) fn serve_until_signal(
-    listen: SocketAddr,
-    state: AppState,
-    pipeline: &str,
-) -> anyhow::Result<()> {
-    runtime()?.block_on(async {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
-        let address = listener.local_addr()?;
-        eprintln!("kappa: pipeline `{pipeline}` running; API on http://{address}/v1/pipelines/{pipeline}/views");
-        kappa_serve::serve(listener, state, shutdown_signal()).await?;
-        eprintln!("kappa: shutting down");
-        Ok(())
-    })
-}
-
-fn wait_for_signal() -> anyhow::Result<()> {
-    runtime()?.block_on(shutdown_signal());
-    Ok(())
-}
-
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -1,9 +1,9 @@
-//! `kappa topic create | list | describe`.
+//! `kappa topic create | list | describe | mirror`.
 
 use clap::Subcommand;
-use kappa_log::{Durability, Log};
+use kappa_log::Durability;
 
-use super::{open_reader, open_writer};
+use super::backend::{open_log, Access};
 use crate::Context;
 
 /// Topic management.
@@ -24,25 +24,28 @@ pub enum TopicCommand {
         /// The topic.
         name: String,
     },
+    /// Copy a topic between the embedded log and Fluvio (resumable).
+    Mirror(super::mirror::MirrorArgs),
 }
 
 /// Runs a topic command.
 pub fn run(ctx: &Context, cmd: TopicCommand) -> anyhow::Result<()> {
     match cmd {
         TopicCommand::Create { name, partitions } => {
-            let log = open_writer(ctx, Durability::PerBatch)?;
+            let log = open_log(ctx, Access::Write(Durability::PerBatch))?;
             log.create_topic(&name, partitions)?;
             eprintln!("created topic {name} with {partitions} partition(s)");
         }
         TopicCommand::List => {
-            for name in open_reader(ctx)?.list_topics()? {
+            for name in open_log(ctx, Access::Read)?.list_topics()? {
                 println!("{name}");
             }
         }
         TopicCommand::Describe { name } => {
-            let d = open_reader(ctx)?.describe_topic(&name)?;
+            let d = open_log(ctx, Access::Read)?.describe_topic(&name)?;
             print!("{}", describe_table(&d));
         }
+        TopicCommand::Mirror(args) => super::mirror::run(ctx, args)?,
     }
     Ok(())
 }

@@ -21,7 +21,7 @@ use timely::WorkerConfig;
 use crate::error::RuntimeError;
 use crate::install::install;
 use crate::source::{now_ms, SourceConfig, SourceControl};
-use crate::store::{ChangeBatch, ViewStore};
+use crate::store::{changelog_record, ChangeBatch, ViewStore};
 
 /// How to run a pipeline.
 #[derive(Clone, Debug)]
@@ -210,13 +210,12 @@ fn spawn_output_writer(
             for batch in receiver {
                 let mut per_view: Vec<Vec<NewRecord>> = vec![Vec::new(); view_topics.len()];
                 for (view, row, diff) in &batch.changes {
-                    let record = serde_json::json!({
-                        "row": columns[*view].iter().zip(row).map(|(c, v)| (c.clone(), v.to_json())).collect::<serde_json::Map<_, _>>(),
-                        "diff": diff,
-                        "time": batch.frontier,
-                        "version": version,
-                    });
-                    per_view[*view].push(NewRecord::new(record.to_string().into_bytes(), now_ms() as i64));
+                    let record =
+                        changelog_record(&columns[*view], row, *diff, batch.frontier, version);
+                    per_view[*view].push(NewRecord::new(
+                        record.to_string().into_bytes(),
+                        now_ms() as i64,
+                    ));
                 }
                 for (topic, records) in view_topics.iter().zip(per_view) {
                     if !records.is_empty() {
@@ -229,7 +228,9 @@ fn spawn_output_writer(
                         .iter()
                         .map(|e| {
                             NewRecord::new(
-                                e.to_dead_letter(&pipeline, version).to_string().into_bytes(),
+                                e.to_dead_letter(&pipeline, version)
+                                    .to_string()
+                                    .into_bytes(),
                                 now_ms() as i64,
                             )
                         })

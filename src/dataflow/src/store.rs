@@ -26,6 +26,8 @@ const SUBSCRIBER_BUFFER: usize = 1024;
 /// The net changes of all views from one frontier to the next.
 #[derive(Debug, Clone, Serialize)]
 pub struct ChangeBatch {
+    /// Position of this batch among the store's batches (1, 2, ...).
+    pub seq: u64,
     /// The frontier reached: every change at a time before it is applied.
     pub frontier: u64,
     /// `(view index, row, diff)`, consolidated (no zero diffs, one entry per row).
@@ -49,6 +51,33 @@ pub struct PartitionProgress {
     pub late: u64,
 }
 
+/// A row as a JSON object keyed by column name (the encoding of changelog records).
+pub fn row_object(columns: &[String], row: &[kappa_sql::Value]) -> serde_json::Value {
+    serde_json::Value::Object(
+        columns
+            .iter()
+            .zip(row)
+            .map(|(c, v)| (c.clone(), v.to_json()))
+            .collect(),
+    )
+}
+
+/// The changelog record of one change of a view's row: `{"row", "diff", "time", "version"}`.
+pub fn changelog_record(
+    columns: &[String],
+    row: &[kappa_sql::Value],
+    diff: i64,
+    time: u64,
+    version: u64,
+) -> serde_json::Value {
+    serde_json::json!({
+        "row": row_object(columns, row),
+        "diff": diff,
+        "time": time,
+        "version": version,
+    })
+}
+
 /// One view's rows.
 #[derive(Debug, Default)]
 pub struct ViewContents {
@@ -67,6 +96,16 @@ impl ViewContents {
     /// True when the view has no rows.
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
+    }
+
+    /// An order-independent hash of the contents: equal contents, equal
+    /// fingerprints, whatever the history that produced them. Stable across
+    /// processes and versions of kappa with the same row encoding.
+    pub fn fingerprint(&self) -> u64 {
+        self.rows.iter().fold(0u64, |acc, (row, count)| {
+            let bytes = serde_json::to_vec(row).expect("rows serialize");
+            acc.wrapping_add(xxhash_rust::xxh3::xxh3_64(&bytes).wrapping_mul(*count as u64))
+        })
     }
 
     /// The rows, each repeated by its multiplicity.
@@ -90,6 +129,8 @@ pub struct StoreState {
     pub offsets: BTreeMap<(String, u32), PartitionProgress>,
     /// Data errors seen so far (net count).
     pub error_count: u64,
+    /// The `seq` of the last [`ChangeBatch`] applied (0 before any).
+    pub seq: u64,
 }
 
 impl StoreState {
@@ -217,7 +258,9 @@ impl ViewStore {
         if changes.is_empty() && new_errors.is_empty() {
             return;
         }
+        state.seq += 1;
         let batch = Arc::new(ChangeBatch {
+            seq: state.seq,
             frontier: state.frontier,
             changes,
             errors: new_errors,

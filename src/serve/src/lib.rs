@@ -7,13 +7,17 @@
 //! - `GET /v1/pipelines/{p}/views/{v}`: rows at one consistent frontier, with the
 //!   log offsets they reflect; `limit`, `offset`, `version` and column filters;
 //! - `GET /v1/pipelines/{p}/views/{v}/subscribe`: a snapshot, then every change (SSE);
-//! - `POST /v1/topics/{t}/records`: append JSON lines to a topic.
+//! - `POST /v1/topics/{t}/records`: append JSON lines to a topic;
+//! - admin (bearer token when configured): `POST /v1/pipelines` (deploy),
+//!   `POST /v1/pipelines/{p}/promote`, `POST /v1/pipelines/{p}/rollback`,
+//!   `POST /v1/pipelines/{p}/versions/{v}/retire`, `GET /v1/pipelines/{p}/diff`;
+//! - `GET /v1/status`, `GET /readyz`.
 //!
 //! Servers bind 127.0.0.1 unless told otherwise (the caller picks the address).
 
+pub mod admin;
 pub mod error;
 pub mod ingest;
-pub mod registry;
 pub mod views;
 
 use std::future::Future;
@@ -25,7 +29,7 @@ use axum::{Json, Router};
 use kappa_log::Log;
 
 pub use error::ApiError;
-pub use registry::{Registry, Version};
+pub use kappa_controller::{Controller, Registry, Version};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -34,6 +38,10 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// The log, for ingest.
     pub log: Arc<dyn Log>,
+    /// The version controller (absent for a plain single-version run).
+    pub controller: Option<Arc<Controller>>,
+    /// Required as a bearer token by admin routes, when set.
+    pub admin_token: Option<String>,
 }
 
 /// The API's routes.
@@ -43,7 +51,21 @@ pub fn router(state: AppState) -> Router {
             "/healthz",
             get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
         )
-        .route("/v1/pipelines", get(views::list_pipelines))
+        .route("/readyz", get(admin::ready))
+        .route("/v1/status", get(admin::status))
+        .route(
+            "/v1/pipelines",
+            get(views::list_pipelines)
+                .post(admin::deploy)
+                .layer(DefaultBodyLimit::max(admin::MAX_PIPELINE_BYTES + 4096)),
+        )
+        .route("/v1/pipelines/{pipeline}/promote", post(admin::promote))
+        .route("/v1/pipelines/{pipeline}/rollback", post(admin::rollback))
+        .route(
+            "/v1/pipelines/{pipeline}/versions/{version}/retire",
+            post(admin::retire),
+        )
+        .route("/v1/pipelines/{pipeline}/diff", get(admin::diff))
         .route("/v1/pipelines/{pipeline}/views", get(views::list_views))
         .route(
             "/v1/pipelines/{pipeline}/views/{view}",
@@ -58,6 +80,7 @@ pub fn router(state: AppState) -> Router {
             post(ingest::append_records).layer(DefaultBodyLimit::max(ingest::MAX_INGEST_BYTES)),
         )
         .fallback(|| async { ApiError::not_found("no_route", "no such route") })
+        .layer(axum::middleware::map_response(error::json_errors))
         .with_state(state)
 }
 

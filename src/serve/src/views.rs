@@ -16,8 +16,8 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::{Stream, StreamExt};
 
 use crate::error::ApiError;
-use crate::registry::Version;
 use crate::AppState;
+use kappa_controller::Version;
 
 /// Most rows one query returns.
 pub const MAX_LIMIT: usize = 100_000;
@@ -47,7 +47,7 @@ pub async fn list_views(
     Path(pipeline): Path<String>,
     Query(params): Query<BTreeMap<String, String>>,
 ) -> Result<Json<Json_>, ApiError> {
-    let version = state.registry.resolve(&pipeline, version_param(&params)?)?;
+    let version = resolve(&state, &pipeline, &params)?;
     let views = version.store.read(|s| {
         version
             .plan
@@ -74,7 +74,7 @@ pub async fn query_view(
     Path((pipeline, view)): Path<(String, String)>,
     Query(params): Query<BTreeMap<String, String>>,
 ) -> Result<Json<Json_>, ApiError> {
-    let version = state.registry.resolve(&pipeline, version_param(&params)?)?;
+    let version = resolve(&state, &pipeline, &params)?;
     let def = view_def(&version, &view)?;
     let columns = version.plan.view_columns(def);
     let limit = usize_param(&params, "limit")?.unwrap_or(DEFAULT_LIMIT);
@@ -124,7 +124,7 @@ pub async fn subscribe(
     Path((pipeline, view)): Path<(String, String)>,
     Query(params): Query<BTreeMap<String, String>>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let version = state.registry.resolve(&pipeline, version_param(&params)?)?;
+    let version = resolve(&state, &pipeline, &params)?;
     let def = view_def(&version, &view)?;
     let view_index = version
         .plan
@@ -166,6 +166,27 @@ pub async fn subscribe(
         ))),
     });
     Ok(Sse::new(first.chain(changes)).keep_alive(KeepAlive::default()))
+}
+
+/// The version a read addresses: `?version=N`, or the active one, which must be
+/// caught up (a version rebuilding after a restart answers 503 until it is).
+fn resolve(
+    state: &AppState,
+    pipeline: &str,
+    params: &BTreeMap<String, String>,
+) -> Result<Arc<Version>, ApiError> {
+    let requested = version_param(params)?;
+    let version = state.registry.resolve(pipeline, requested)?;
+    if requested.is_none() && !version.is_caught_up() {
+        return Err(ApiError::unavailable(
+            "replaying",
+            format!(
+                "pipeline `{pipeline}` v{} is replaying the log; read it with ?version={} meanwhile",
+                version.number, version.number
+            ),
+        ));
+    }
+    Ok(version)
 }
 
 fn view_def<'a>(version: &'a Version, view: &str) -> Result<&'a ViewDef, ApiError> {

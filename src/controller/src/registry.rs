@@ -8,10 +8,12 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use kappa_dataflow::ViewStore;
 use kappa_sql::plan::Plan;
 
-use crate::error::ApiError;
+use crate::error::LookupError;
 
 /// One running version of a pipeline, as readers see it.
 #[derive(Debug)]
@@ -22,6 +24,30 @@ pub struct Version {
     pub plan: Arc<Plan>,
     /// Its materialized views.
     pub store: Arc<ViewStore>,
+    /// Whether its views reflect the log up to a recent instant (not replaying).
+    caught_up: AtomicBool,
+}
+
+impl Version {
+    /// A version that is still replaying.
+    pub fn new(number: u64, plan: Arc<Plan>, store: Arc<ViewStore>) -> Self {
+        Version {
+            number,
+            plan,
+            store,
+            caught_up: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether its views reflect the log up to a recent instant.
+    pub fn is_caught_up(&self) -> bool {
+        self.caught_up.load(Ordering::Acquire)
+    }
+
+    /// Records whether it is caught up.
+    pub fn set_caught_up(&self, caught_up: bool) {
+        self.caught_up.store(caught_up, Ordering::Release);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -42,16 +68,21 @@ impl Registry {
         Registry::default()
     }
 
-    /// Adds a running version; it becomes active if the pipeline has none.
+    /// Adds a running version (not active until [`Registry::activate`]).
     pub fn insert(&self, pipeline: &str, version: Arc<Version>) {
         let mut pipelines = self.pipelines.write().expect("registry lock poisoned");
         let slot = pipelines.entry(pipeline.to_string()).or_default();
-        slot.active.get_or_insert(version.number);
         slot.versions.insert(version.number, version);
     }
 
+    /// The active version number of a pipeline.
+    pub fn active(&self, pipeline: &str) -> Option<u64> {
+        let pipelines = self.pipelines.read().expect("registry lock poisoned");
+        pipelines.get(pipeline).and_then(|s| s.active)
+    }
+
     /// Makes `number` the active version of `pipeline`.
-    pub fn activate(&self, pipeline: &str, number: u64) -> Result<(), ApiError> {
+    pub fn activate(&self, pipeline: &str, number: u64) -> Result<(), LookupError> {
         let mut pipelines = self.pipelines.write().expect("registry lock poisoned");
         let slot = pipelines
             .get_mut(pipeline)
@@ -74,19 +105,18 @@ impl Registry {
     }
 
     /// The version answering a query: `number`, or the active one.
-    pub fn resolve(&self, pipeline: &str, number: Option<u64>) -> Result<Arc<Version>, ApiError> {
+    pub fn resolve(
+        &self,
+        pipeline: &str,
+        number: Option<u64>,
+    ) -> Result<Arc<Version>, LookupError> {
         let pipelines = self.pipelines.read().expect("registry lock poisoned");
         let slot = pipelines
             .get(pipeline)
             .ok_or_else(|| unknown_pipeline(pipeline))?;
         let number = match number.or(slot.active) {
             Some(n) => n,
-            None => {
-                return Err(ApiError::not_found(
-                    "no_active_version",
-                    format!("pipeline `{pipeline}` has no active version"),
-                ))
-            }
+            None => return Err(LookupError::NoActiveVersion(pipeline.to_string())),
         };
         slot.versions
             .get(&number)
@@ -110,16 +140,10 @@ impl Registry {
     }
 }
 
-fn unknown_pipeline(pipeline: &str) -> ApiError {
-    ApiError::not_found(
-        "unknown_pipeline",
-        format!("no pipeline named `{pipeline}`"),
-    )
+fn unknown_pipeline(pipeline: &str) -> LookupError {
+    LookupError::UnknownPipeline(pipeline.to_string())
 }
 
-fn unknown_version(pipeline: &str, number: u64) -> ApiError {
-    ApiError::not_found(
-        "unknown_version",
-        format!("pipeline `{pipeline}` has no running version {number}"),
-    )
+fn unknown_version(pipeline: &str, number: u64) -> LookupError {
+    LookupError::UnknownVersion(pipeline.to_string(), number)
 }

@@ -1,0 +1,1037 @@
+//! The controller: deploys pipeline versions into the running engine, watches them
+//! replay and catch up, promotes, rolls back and retires them, keeps the catalog
+//! durable and the changelog topics correct.
+//!
+//! Admin operations are serialized by one lock; a background thread calls
+//! [`Controller::tick`] to detect caught-up versions, pump applied changes into
+//! changelog topics, and estimate replay progress.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use kappa_dataflow::engine::{Engine, VersionId};
+use kappa_dataflow::source::{now_ms, SourceConfig};
+use kappa_dataflow::store::{ChangeBatch, ViewStore};
+use kappa_log::Log;
+use kappa_sql::plan::Plan;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::catalog::{catalog_path, Catalog, Transition, VersionRecord};
+use crate::changelog::{change_key, view_state, TopicSink};
+use crate::diff::{diff_view, Side, ViewDiff};
+use crate::error::{ControllerError, LookupError};
+use crate::registry::{Registry, Version};
+use crate::states::VersionState;
+
+/// How the controller behaves.
+#[derive(Clone, Debug)]
+pub struct ControllerConfig {
+    /// Records a partition may be behind the recently observed log end and still count
+    /// as caught up.
+    pub lag_bound: u64,
+    /// Promote a version as soon as it has caught up.
+    pub auto_promote: bool,
+    /// Draining versions kept for rollback; older ones are retired.
+    pub retain_draining: usize,
+    /// How sources read.
+    pub source: SourceConfig,
+    /// Longest wait for two versions to reach the same offsets (promotion, diff).
+    pub hold_timeout: Duration,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        ControllerConfig {
+            lag_bound: 0,
+            auto_promote: false,
+            retain_draining: 2,
+            source: SourceConfig::default(),
+            hold_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What a promotion must respect.
+#[derive(Clone, Debug, Default)]
+pub struct Gate {
+    /// Refuse when more rows than this are added, removed or changed over all views.
+    pub max_changed_rows: Option<u64>,
+    /// Refuse unless these views are identical in both versions.
+    pub require_identical: Vec<String>,
+}
+
+/// The outcome of a promotion.
+#[derive(Clone, Debug, Serialize)]
+pub struct PromoteReport {
+    /// The pipeline.
+    pub pipeline: String,
+    /// The version promoted.
+    pub version: u64,
+    /// The version it replaced.
+    pub previous: Option<u64>,
+    /// Per-view differences at the cutover offsets.
+    pub diff: Vec<ViewDiff>,
+    /// Changes appended to the pipeline's changelog topics at the cutover.
+    pub changelog_changes: usize,
+}
+
+/// A running version as the controller tracks it.
+struct Running {
+    plan: Arc<Plan>,
+    store: Arc<ViewStore>,
+    version: Arc<Version>,
+    changes: Receiver<Arc<ChangeBatch>>,
+    /// Per-version changelog topics `<p>.<view>.v<N>`, by view position.
+    sinks: Vec<TopicSink>,
+    /// Batches up to this `seq` are already in the sinks' topics.
+    sinks_seq: Option<u64>,
+    /// Log ends seen at the previous tick, by `(topic, partition)`.
+    previous_ends: BTreeMap<(String, u32), u64>,
+    /// Records read at the previous tick and when, for the replay rate.
+    previous_read: Option<(Instant, u64)>,
+    /// Records per second, smoothed.
+    rate: f64,
+}
+
+/// The pipeline's changelog topics `<p>.<view>`, following the active version.
+#[derive(Default)]
+struct MainSinks {
+    /// Which version they follow, and the `seq` up to which its batches are in.
+    followed: Option<(u64, u64)>,
+    /// By view name.
+    sinks: BTreeMap<String, TopicSink>,
+}
+
+#[derive(Default)]
+struct Inner {
+    catalog: Catalog,
+    running: BTreeMap<VersionId, Running>,
+    main: BTreeMap<String, MainSinks>,
+}
+
+/// Counters the metrics layer reads.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct ControllerCounters {
+    /// Promotions done.
+    pub promotions: u64,
+    /// Rollbacks done.
+    pub rollbacks: u64,
+    /// Promotions the gate refused.
+    pub gate_refusals: u64,
+    /// Rows in the last promotion's diff.
+    pub last_diff_rows: u64,
+}
+
+/// Deploys, promotes, rolls back and retires pipeline versions.
+pub struct Controller {
+    log: Arc<dyn Log>,
+    engine: Arc<Engine>,
+    registry: Arc<Registry>,
+    catalog_file: PathBuf,
+    config: ControllerConfig,
+    inner: Mutex<Inner>,
+    admin: Mutex<()>,
+    counters: Mutex<ControllerCounters>,
+}
+
+fn transition(record: &mut VersionRecord, to: VersionState, reason: &str) {
+    tracing::info!(version = record.version, from = %record.state, %to, reason, "version state change");
+    record.transitions.push(Transition {
+        from: Some(record.state),
+        to,
+        at_ms: now_ms(),
+        reason: reason.to_string(),
+    });
+    record.state = to;
+}
+
+fn column_names(plan: &Plan, view: usize) -> Vec<String> {
+    plan.view_columns(&plan.views[view])
+        .iter()
+        .map(|c| c.name.clone())
+        .collect()
+}
+
+impl Controller {
+    /// Opens the controller over a data directory: loads the catalog and restarts
+    /// every version that was running (each replays from offset 0; an active version
+    /// stays active and serves again once caught up).
+    pub fn open(
+        data_dir: PathBuf,
+        log: Arc<dyn Log>,
+        engine: Arc<Engine>,
+        registry: Arc<Registry>,
+        config: ControllerConfig,
+    ) -> Result<Arc<Controller>, ControllerError> {
+        let catalog_file = catalog_path(&data_dir);
+        let catalog = Catalog::load(&catalog_file)?;
+        let controller = Arc::new(Controller {
+            log,
+            engine,
+            registry,
+            catalog_file,
+            config,
+            inner: Mutex::new(Inner {
+                catalog,
+                ..Inner::default()
+            }),
+            admin: Mutex::new(()),
+            counters: Mutex::new(ControllerCounters::default()),
+        });
+        controller.restore()?;
+        Ok(controller)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().expect("controller lock poisoned")
+    }
+
+    fn save(&self, inner: &Inner) -> Result<(), ControllerError> {
+        inner.catalog.save(&self.catalog_file)
+    }
+
+    fn restore(&self) -> Result<(), ControllerError> {
+        let mut inner = self.lock();
+        let pipelines: Vec<(String, Option<u64>, Vec<VersionRecord>)> = inner
+            .catalog
+            .pipelines
+            .iter()
+            .map(|(name, p)| {
+                (
+                    name.clone(),
+                    p.active,
+                    p.versions.values().cloned().collect(),
+                )
+            })
+            .collect();
+        for (pipeline, active, versions) in pipelines {
+            for record in versions.into_iter().filter(|r| r.state.is_running()) {
+                let id = VersionId {
+                    pipeline: pipeline.clone(),
+                    version: record.version,
+                };
+                let started = kappa_sql::compile_str(&record.file, &record.sql)
+                    .map_err(|d| ControllerError::Compile(d.to_string()))
+                    .and_then(|plan| {
+                        self.check_topics(&plan)?;
+                        self.start_version(
+                            &mut inner,
+                            &id,
+                            Arc::new(plan),
+                            active != Some(id.version),
+                        )
+                    });
+                let entry = inner
+                    .catalog
+                    .pipelines
+                    .get_mut(&pipeline)
+                    .and_then(|p| p.versions.get_mut(&id.version))
+                    .expect("restoring a catalog version");
+                match started {
+                    Ok(()) if entry.state == VersionState::CaughtUp => transition(
+                        entry,
+                        VersionState::Replaying,
+                        "restarted: rebuilding state",
+                    ),
+                    Ok(()) => {}
+                    Err(error) => transition(
+                        entry,
+                        VersionState::Failed,
+                        &format!("restart failed: {error}"),
+                    ),
+                }
+            }
+            if let Some(active) = active {
+                let _ = self.registry.activate(&pipeline, active);
+            }
+        }
+        self.save(&inner)
+    }
+
+    fn check_topics(&self, plan: &Plan) -> Result<(), ControllerError> {
+        for source in &plan.sources {
+            if self.log.partition_count(&source.topic).is_err() {
+                return Err(ControllerError::MissingTopic {
+                    source_name: source.name.clone(),
+                    topic: source.topic.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Installs a version's dataflow and registers it for queries and changelogs.
+    fn start_version(
+        &self,
+        inner: &mut Inner,
+        id: &VersionId,
+        plan: Arc<Plan>,
+        throttled: bool,
+    ) -> Result<(), ControllerError> {
+        let mut sinks = Vec::new();
+        for (i, view) in plan.views.iter().enumerate() {
+            let topic = format!("{}.{}.v{}", id.pipeline, view.name, id.version);
+            sinks.push(TopicSink::open(
+                self.log.as_ref(),
+                topic,
+                column_names(&plan, i),
+            )?);
+        }
+        // Fresh topics follow the version from its first batch; topics left by an
+        // earlier run of the same version are reconciled once it has caught up.
+        let sinks_seq = sinks.iter().all(TopicSink::is_empty).then_some(0);
+        let store = self
+            .engine
+            .deploy(id.clone(), &plan, self.config.source.clone(), throttled);
+        let (sender, changes) = std::sync::mpsc::channel();
+        store.set_changelog(sender);
+        let version = Arc::new(Version::new(id.version, plan.clone(), store.clone()));
+        self.registry.insert(&id.pipeline, version.clone());
+        inner.running.insert(
+            id.clone(),
+            Running {
+                plan,
+                store,
+                version,
+                changes,
+                sinks,
+                sinks_seq,
+                previous_ends: BTreeMap::new(),
+                previous_read: None,
+                rate: 0.0,
+            },
+        );
+        Ok(())
+    }
+
+    /// Deploys a pipeline file as a new version that replays the log from offset 0.
+    /// Deploying the same content as a running version returns that version.
+    pub fn deploy(&self, file: &str, sql: &str) -> Result<VersionId, ControllerError> {
+        let _admin = self.admin.lock().expect("admin lock");
+        let plan = kappa_sql::compile_str(file, sql)
+            .map_err(|d| ControllerError::Compile(d.to_string()))?;
+        self.check_topics(&plan)?;
+        let hash = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(sql.as_bytes()));
+        let mut inner = self.lock();
+        let record = inner
+            .catalog
+            .pipelines
+            .entry(plan.name.clone())
+            .or_default();
+        if let Some(existing) = record
+            .versions
+            .values()
+            .find(|v| v.content_hash == hash && v.state.is_running())
+        {
+            return Ok(VersionId {
+                pipeline: plan.name.clone(),
+                version: existing.version,
+            });
+        }
+        let id = VersionId {
+            pipeline: plan.name.clone(),
+            version: record.next_version(),
+        };
+        let throttled = record.active.is_some();
+        record.versions.insert(
+            id.version,
+            VersionRecord {
+                version: id.version,
+                file: file.to_string(),
+                sql: sql.to_string(),
+                content_hash: hash,
+                state: VersionState::Replaying,
+                transitions: vec![Transition {
+                    from: None,
+                    to: VersionState::Replaying,
+                    at_ms: now_ms(),
+                    reason: format!("deployed from {file}"),
+                }],
+            },
+        );
+        self.save(&inner)?;
+        self.start_version(&mut inner, &id, Arc::new(plan), throttled)?;
+        tracing::info!(%id, "deployed; replaying from offset 0");
+        Ok(id)
+    }
+
+    fn record_mut<'a>(
+        inner: &'a mut Inner,
+        id: &VersionId,
+    ) -> Result<&'a mut VersionRecord, LookupError> {
+        inner
+            .catalog
+            .pipelines
+            .get_mut(&id.pipeline)
+            .ok_or_else(|| LookupError::UnknownPipeline(id.pipeline.clone()))?
+            .versions
+            .get_mut(&id.version)
+            .ok_or_else(|| LookupError::UnknownVersion(id.pipeline.clone(), id.version))
+    }
+
+    /// One round of bookkeeping: catch-up detection, changelog pumping, progress.
+    pub fn tick(&self) -> Result<(), ControllerError> {
+        let mut promote = Vec::new();
+        {
+            let mut inner = self.lock();
+            let ids: Vec<VersionId> = inner.running.keys().cloned().collect();
+            for id in ids {
+                let caught_up_now = self.observe(&mut inner, &id)?;
+                self.pump(&mut inner, &id)?;
+                if !caught_up_now {
+                    continue;
+                }
+                let record = Self::record_mut(&mut inner, &id)?;
+                if record.state == VersionState::Replaying {
+                    transition(
+                        record,
+                        VersionState::CaughtUp,
+                        "frontier reached the log end",
+                    );
+                    self.engine.throttle(&id, false);
+                    self.save(&inner)?;
+                }
+                let active = inner.catalog.pipelines[&id.pipeline].active;
+                let state = inner.catalog.pipelines[&id.pipeline].versions[&id.version].state;
+                if state == VersionState::CaughtUp && (active.is_none() || self.config.auto_promote)
+                {
+                    promote.push(id.clone());
+                }
+            }
+        }
+        for id in promote {
+            if let Err(error) = self.promote(&id.pipeline, id.version, &Gate::default()) {
+                tracing::warn!(%id, %error, "automatic promotion failed");
+            }
+        }
+        Ok(())
+    }
+
+    /// Updates a version's progress; returns true when it has just become ready.
+    fn observe(&self, inner: &mut Inner, id: &VersionId) -> Result<bool, ControllerError> {
+        let running = inner
+            .running
+            .get_mut(id)
+            .expect("observing a running version");
+        let mut ends = BTreeMap::new();
+        for source in &running.plan.sources {
+            for partition in 0..self.log.partition_count(&source.topic)? {
+                ends.insert(
+                    (source.topic.clone(), partition),
+                    self.log.end_offset(&source.topic, partition)?,
+                );
+            }
+        }
+        let (reached, read) = running.store.read(|s| {
+            let reached = running.previous_ends.iter().all(|(key, end)| {
+                let offset = s.offsets.get(key).map_or(0, |p| p.next_offset);
+                offset + self.config.lag_bound >= *end
+            });
+            (reached, s.offsets.values().map(|p| p.records).sum::<u64>())
+        });
+        let now = Instant::now();
+        if let Some((then, before)) = running.previous_read {
+            let seconds = now.duration_since(then).as_secs_f64();
+            if seconds > 0.0 {
+                let instant_rate = (read - before) as f64 / seconds;
+                running.rate = 0.7 * running.rate + 0.3 * instant_rate;
+            }
+        }
+        running.previous_read = Some((now, read));
+        let first_observation = running.previous_ends.is_empty() && !ends.is_empty();
+        running.previous_ends = ends;
+        if first_observation || !reached || running.version.is_caught_up() {
+            return Ok(false);
+        }
+        running.version.set_caught_up(true);
+        // Version topics left by an earlier run catch up to the rebuilt state now.
+        if running.sinks_seq.is_none() {
+            let (states, seq, frontier) = running.store.read(|s| {
+                let states: Vec<_> = running
+                    .sinks
+                    .iter()
+                    .zip(&s.views)
+                    .map(|(sink, view)| view_state(sink.columns(), view))
+                    .collect();
+                (states, s.seq, s.frontier)
+            });
+            for (sink, state) in running.sinks.iter_mut().zip(&states) {
+                sink.reconcile(self.log.as_ref(), state, frontier, id.version)?;
+            }
+            running.sinks_seq = Some(seq);
+        }
+        // An active version rebuilt after a restart takes its changelog topics back.
+        let active = inner
+            .catalog
+            .pipelines
+            .get(&id.pipeline)
+            .and_then(|p| p.active);
+        let followed = inner.main.get(&id.pipeline).and_then(|m| m.followed);
+        if active == Some(id.version) && followed.is_none() {
+            self.cut_over(inner, id)?;
+        }
+        Ok(true)
+    }
+
+    /// Appends a version's newly applied batches to its changelog topics, and to the
+    /// pipeline's topics when it is the version they follow.
+    fn pump(&self, inner: &mut Inner, id: &VersionId) -> Result<(), ControllerError> {
+        let running = inner
+            .running
+            .get_mut(id)
+            .expect("pumping a running version");
+        let batches: Vec<Arc<ChangeBatch>> = running.changes.try_iter().collect();
+        if batches.is_empty() {
+            return Ok(());
+        }
+        let main = inner.main.entry(id.pipeline.clone()).or_default();
+        for batch in batches {
+            let keyed: Vec<(usize, String, i64)> = batch
+                .changes
+                .iter()
+                .map(|(view, row, diff)| {
+                    (
+                        *view,
+                        change_key(running.sinks[*view].columns(), row),
+                        *diff,
+                    )
+                })
+                .collect();
+            if running.sinks_seq.is_some_and(|seq| batch.seq > seq) {
+                for (view, sink) in running.sinks.iter_mut().enumerate() {
+                    let changes = keyed
+                        .iter()
+                        .filter(|c| c.0 == view)
+                        .map(|c| (c.1.clone(), c.2))
+                        .collect();
+                    sink.append(self.log.as_ref(), changes, batch.frontier, id.version)?;
+                }
+                running.sinks_seq = Some(batch.seq);
+            }
+            if let Some((version, seq)) = main.followed {
+                if version == id.version && batch.seq > seq {
+                    for (view, def) in running.plan.views.iter().enumerate() {
+                        if let Some(sink) = main.sinks.get_mut(&def.name) {
+                            let changes = keyed
+                                .iter()
+                                .filter(|c| c.0 == view)
+                                .map(|c| (c.1.clone(), c.2))
+                                .collect();
+                            sink.append(self.log.as_ref(), changes, batch.frontier, id.version)?;
+                        }
+                    }
+                    main.followed = Some((version, batch.seq));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Points the pipeline's changelog topics at `id`: appends the difference between
+    /// what they say and the version's current state, then follows it.
+    fn cut_over(&self, inner: &mut Inner, id: &VersionId) -> Result<usize, ControllerError> {
+        let running = &inner.running[id];
+        let (states, seq, frontier) = running.store.read(|s| {
+            let states: BTreeMap<String, (Vec<String>, BTreeMap<String, i64>)> = running
+                .plan
+                .views
+                .iter()
+                .enumerate()
+                .map(|(i, def)| {
+                    let columns = column_names(&running.plan, i);
+                    let state = view_state(&columns, &s.views[i]);
+                    (def.name.clone(), (columns, state))
+                })
+                .collect();
+            (states, s.seq, s.frontier)
+        });
+        let main = inner.main.entry(id.pipeline.clone()).or_default();
+        let mut appended = 0;
+        for (view, (columns, _)) in &states {
+            if !main.sinks.contains_key(view) {
+                let topic = format!("{}.{view}", id.pipeline);
+                main.sinks.insert(
+                    view.clone(),
+                    TopicSink::open(self.log.as_ref(), topic, columns.clone())?,
+                );
+            }
+        }
+        let empty = BTreeMap::new();
+        for (view, sink) in main.sinks.iter_mut() {
+            // A view the new version no longer has is retracted from its topic.
+            let target = states.get(view).map_or(&empty, |(_, state)| state);
+            appended += sink.reconcile(self.log.as_ref(), target, frontier, id.version)?;
+        }
+        main.followed = Some((id.version, seq));
+        Ok(appended)
+    }
+
+    /// Stops both versions' sources at the same offsets and waits until both have
+    /// applied exactly those offsets.
+    fn hold_together(&self, a: &VersionId, b: &VersionId) -> Result<(), ControllerError> {
+        let (plans, stores) = {
+            let inner = self.lock();
+            let get = |id: &VersionId| {
+                inner
+                    .running
+                    .get(id)
+                    .map(|r| (r.plan.clone(), r.store.clone()))
+                    .ok_or_else(|| LookupError::UnknownVersion(id.pipeline.clone(), id.version))
+            };
+            let (pa, sa) = get(a)?;
+            let (pb, sb) = get(b)?;
+            ([pa, pb], [sa, sb])
+        };
+        let mut offsets = BTreeMap::new();
+        for plan in &plans {
+            for source in &plan.sources {
+                for partition in 0..self.log.partition_count(&source.topic)? {
+                    offsets.insert(
+                        (source.topic.clone(), partition),
+                        self.log.end_offset(&source.topic, partition)?,
+                    );
+                }
+            }
+        }
+        self.engine.hold(a, Some(offsets.clone()));
+        self.engine.hold(b, Some(offsets.clone()));
+        let deadline = Instant::now() + self.config.hold_timeout;
+        loop {
+            let reached = |store: &ViewStore, plan: &Plan| {
+                store.read(|s| {
+                    plan.sources.iter().all(|source| {
+                        offsets
+                            .iter()
+                            .filter(|((topic, _), _)| *topic == source.topic)
+                            .all(|(key, end)| {
+                                s.offsets.get(key).map_or(0, |p| p.next_offset) == *end
+                            })
+                    })
+                })
+            };
+            if reached(&stores[0], &plans[0]) && reached(&stores[1], &plans[1]) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                self.release(a, b);
+                return Err(ControllerError::Timeout(format!(
+                    "{a} and {b} did not reach the same log offsets within {:?}",
+                    self.config.hold_timeout
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn release(&self, a: &VersionId, b: &VersionId) {
+        self.engine.hold(a, None);
+        self.engine.hold(b, None);
+    }
+
+    /// Compares every view present in both versions, at the same log offsets.
+    pub fn diff(
+        &self,
+        pipeline: &str,
+        old: u64,
+        new: u64,
+        view: Option<&str>,
+    ) -> Result<Vec<ViewDiff>, ControllerError> {
+        let _admin = self.admin.lock().expect("admin lock");
+        let (a, b) = (
+            VersionId {
+                pipeline: pipeline.into(),
+                version: old,
+            },
+            VersionId {
+                pipeline: pipeline.into(),
+                version: new,
+            },
+        );
+        self.hold_together(&a, &b)?;
+        let result = self.compare(&a, &b, view);
+        self.release(&a, &b);
+        result
+    }
+
+    fn compare(
+        &self,
+        a: &VersionId,
+        b: &VersionId,
+        only: Option<&str>,
+    ) -> Result<Vec<ViewDiff>, ControllerError> {
+        let inner = self.lock();
+        let (ra, rb) = (&inner.running[a], &inner.running[b]);
+        let mut diffs = Vec::new();
+        for (i, def) in ra.plan.views.iter().enumerate() {
+            if only.is_some_and(|v| v != def.name) {
+                continue;
+            }
+            let Some(j) = rb.plan.views.iter().position(|v| v.name == def.name) else {
+                continue;
+            };
+            let (ca, cb) = (column_names(&ra.plan, i), column_names(&rb.plan, j));
+            let diff = ra.store.read(|sa| {
+                rb.store.read(|sb| {
+                    diff_view(
+                        &def.name,
+                        Side {
+                            columns: &ca,
+                            key: &def.key,
+                            contents: &sa.views[i],
+                        },
+                        Side {
+                            columns: &cb,
+                            key: &rb.plan.views[j].key,
+                            contents: &sb.views[j],
+                        },
+                    )
+                })
+            });
+            diffs.push(diff);
+        }
+        if let Some(view) = only {
+            if diffs.is_empty() {
+                return Err(ControllerError::InvalidState(format!(
+                    "view `{view}` is not in both versions"
+                )));
+            }
+        }
+        Ok(diffs)
+    }
+
+    /// Makes `version` the active one, atomically for queries and changelog topics.
+    /// With an active version, both are first held at the same log offsets, compared
+    /// (the gate), and cut over at exactly those offsets.
+    pub fn promote(
+        &self,
+        pipeline: &str,
+        version: u64,
+        gate: &Gate,
+    ) -> Result<PromoteReport, ControllerError> {
+        let _admin = self.admin.lock().expect("admin lock");
+        self.promote_locked(pipeline, version, gate, false)
+    }
+
+    fn promote_locked(
+        &self,
+        pipeline: &str,
+        version: u64,
+        gate: &Gate,
+        rollback: bool,
+    ) -> Result<PromoteReport, ControllerError> {
+        let id = VersionId {
+            pipeline: pipeline.into(),
+            version,
+        };
+        let previous = {
+            let mut inner = self.lock();
+            let active = inner.catalog.pipelines.get(pipeline).and_then(|p| p.active);
+            let record_state = Self::record_mut(&mut inner, &id)?.state;
+            let ready = inner
+                .running
+                .get(&id)
+                .is_some_and(|r| r.version.is_caught_up());
+            if active == Some(version) {
+                return Err(ControllerError::InvalidState(format!(
+                    "{id} is already active"
+                )));
+            }
+            if !record_state.can_become(VersionState::Active) || !ready {
+                return Err(ControllerError::InvalidState(format!(
+                    "{id} is {record_state}{}; only a caught-up version can be promoted",
+                    if ready { "" } else { " and not caught up" }
+                )));
+            }
+            active
+        };
+        let previous_id = previous.map(|v| VersionId {
+            pipeline: pipeline.into(),
+            version: v,
+        });
+        let mut diff = Vec::new();
+        if let Some(old) = &previous_id {
+            self.hold_together(old, &id)?;
+            diff = match self.compare(old, &id, None) {
+                Ok(d) => d,
+                Err(e) => {
+                    self.release(old, &id);
+                    return Err(e);
+                }
+            };
+            let total: u64 = diff.iter().map(ViewDiff::total).sum();
+            self.counters.lock().expect("counters").last_diff_rows = total;
+            let mut refusal = None;
+            if let Some(budget) = gate.max_changed_rows {
+                if total > budget {
+                    refusal = Some(format!(
+                        "{total} rows differ, more than the budget of {budget}"
+                    ));
+                }
+            }
+            for view in &gate.require_identical {
+                match diff.iter().find(|d| &d.view == view) {
+                    Some(d) if !d.is_identical() => {
+                        refusal = Some(format!(
+                            "view `{view}` differs ({} added, {} removed, {} changed)",
+                            d.added, d.removed, d.changed
+                        ))
+                    }
+                    None => refusal = Some(format!("view `{view}` is not in both versions")),
+                    _ => {}
+                }
+            }
+            if let Some(reason) = refusal {
+                self.release(old, &id);
+                self.counters.lock().expect("counters").gate_refusals += 1;
+                return Err(ControllerError::GateRefused(reason));
+            }
+        }
+        let changelog_changes = {
+            let mut inner = self.lock();
+            if let Some(old) = &previous_id {
+                transition(
+                    Self::record_mut(&mut inner, old)?,
+                    VersionState::Draining,
+                    &format!("v{version} promoted"),
+                );
+            }
+            let reason = if rollback {
+                "rolled back to"
+            } else {
+                "promoted"
+            };
+            transition(
+                Self::record_mut(&mut inner, &id)?,
+                VersionState::Active,
+                reason,
+            );
+            inner
+                .catalog
+                .pipelines
+                .get_mut(pipeline)
+                .expect("pipeline in catalog")
+                .active = Some(version);
+            // Durable first: after a crash the catalog names the new active version and
+            // its changelog topics are reconciled to it once it has caught up again.
+            self.save(&inner)?;
+            self.registry.activate(pipeline, version)?;
+            self.engine.throttle(&id, false);
+            // Drain the new version's pending batches into its own topics first, so the
+            // cutover's sequence number is the latest.
+            self.pump(&mut inner, &id)?;
+            if let Some(old) = &previous_id {
+                self.pump(&mut inner, old)?;
+            }
+            self.cut_over(&mut inner, &id)?
+        };
+        if let Some(old) = &previous_id {
+            self.release(old, &id);
+        }
+        {
+            let mut counters = self.counters.lock().expect("counters");
+            if rollback {
+                counters.rollbacks += 1;
+            } else {
+                counters.promotions += 1;
+            }
+        }
+        self.enforce_retention(pipeline)?;
+        tracing::info!(%id, ?previous, "promoted");
+        Ok(PromoteReport {
+            pipeline: pipeline.into(),
+            version,
+            previous,
+            diff,
+            changelog_changes,
+        })
+    }
+
+    /// Re-activates the most recent draining version of `pipeline`.
+    pub fn rollback(&self, pipeline: &str) -> Result<PromoteReport, ControllerError> {
+        let _admin = self.admin.lock().expect("admin lock");
+        let target = {
+            let inner = self.lock();
+            let record = inner
+                .catalog
+                .pipelines
+                .get(pipeline)
+                .ok_or_else(|| LookupError::UnknownPipeline(pipeline.into()))?;
+            record
+                .versions
+                .values()
+                .rev()
+                .find(|v| v.state == VersionState::Draining)
+                .map(|v| v.version)
+                .ok_or_else(|| {
+                    ControllerError::InvalidState(format!(
+                        "pipeline `{pipeline}` has no draining version to roll back to"
+                    ))
+                })?
+        };
+        self.promote_locked(pipeline, target, &Gate::default(), true)
+    }
+
+    /// Drops a version's dataflow and frees its memory. The active version cannot be retired.
+    pub fn retire(&self, pipeline: &str, version: u64) -> Result<(), ControllerError> {
+        let _admin = self.admin.lock().expect("admin lock");
+        self.retire_locked(
+            &VersionId {
+                pipeline: pipeline.into(),
+                version,
+            },
+            "retired on request",
+        )
+    }
+
+    fn retire_locked(&self, id: &VersionId, reason: &str) -> Result<(), ControllerError> {
+        let mut inner = self.lock();
+        let record = Self::record_mut(&mut inner, id)?;
+        if !record.state.can_become(VersionState::Retired) {
+            return Err(ControllerError::InvalidState(format!(
+                "{id} is {}; only a replaying, caught-up or draining version can be retired",
+                record.state
+            )));
+        }
+        transition(record, VersionState::Retired, reason);
+        self.save(&inner)?;
+        inner.running.remove(id);
+        self.engine.retire(id);
+        self.registry.remove(&id.pipeline, id.version);
+        Ok(())
+    }
+
+    fn enforce_retention(&self, pipeline: &str) -> Result<(), ControllerError> {
+        let excess: Vec<u64> = {
+            let inner = self.lock();
+            let Some(record) = inner.catalog.pipelines.get(pipeline) else {
+                return Ok(());
+            };
+            let draining: Vec<u64> = record
+                .versions
+                .values()
+                .filter(|v| v.state == VersionState::Draining)
+                .map(|v| v.version)
+                .collect();
+            draining[..draining.len().saturating_sub(self.config.retain_draining)].to_vec()
+        };
+        for version in excess {
+            self.retire_locked(
+                &VersionId {
+                    pipeline: pipeline.into(),
+                    version,
+                },
+                "retention: older than the retained draining versions",
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Counters for metrics.
+    pub fn counters(&self) -> ControllerCounters {
+        self.counters.lock().expect("counters").clone()
+    }
+
+    /// Whether every pipeline's active version is caught up (readiness).
+    pub fn ready(&self) -> bool {
+        let inner = self.lock();
+        inner
+            .catalog
+            .pipelines
+            .iter()
+            .all(|(name, p)| match p.active {
+                Some(v) => inner
+                    .running
+                    .get(&VersionId {
+                        pipeline: name.clone(),
+                        version: v,
+                    })
+                    .is_some_and(|r| r.version.is_caught_up()),
+                None => p.versions.values().all(|v| !v.state.is_running()),
+            })
+    }
+
+    /// Pipelines, versions, states, transitions and progress, as JSON.
+    pub fn status(&self) -> serde_json::Value {
+        let inner = self.lock();
+        let pipelines: Vec<serde_json::Value> = inner
+            .catalog
+            .pipelines
+            .iter()
+            .map(|(name, p)| {
+                let versions: Vec<serde_json::Value> = p
+                    .versions
+                    .values()
+                    .map(|record| {
+                        let id = VersionId { pipeline: name.clone(), version: record.version };
+                        let progress = inner.running.get(&id).map(|r| self.progress(r));
+                        json!({
+                            "version": record.version,
+                            "state": record.state,
+                            "caught_up": inner.running.get(&id).is_some_and(|r| r.version.is_caught_up()),
+                            "file": record.file,
+                            "content_hash": record.content_hash,
+                            "transitions": record.transitions,
+                            "progress": progress,
+                        })
+                    })
+                    .collect();
+                json!({ "name": name, "active_version": p.active, "versions": versions })
+            })
+            .collect();
+        json!({ "pipelines": pipelines })
+    }
+
+    fn progress(&self, running: &Running) -> serde_json::Value {
+        running.store.read(|s| {
+            let mut behind = 0u64;
+            let partitions: Vec<serde_json::Value> = running
+                .previous_ends
+                .iter()
+                .map(|((topic, partition), end)| {
+                    let offset = s.offsets.get(&(topic.clone(), *partition)).map_or(0, |p| p.next_offset);
+                    behind += end.saturating_sub(offset);
+                    json!({ "topic": topic, "partition": partition, "offset": offset, "end": end, "lag": end.saturating_sub(offset) })
+                })
+                .collect();
+            let total: u64 = running.previous_ends.values().sum();
+            json!({
+                "partitions": partitions,
+                "records_behind": behind,
+                "ratio": if total == 0 { 1.0 } else { (total - behind) as f64 / total as f64 },
+                "replay_rate": running.rate,
+                "eta_seconds": if behind == 0 { Some(0.0) } else if running.rate > 0.0 { Some(behind as f64 / running.rate) } else { None },
+                "frontier": s.frontier,
+                "errors": s.error_count,
+                "views": running.plan.views.iter().enumerate().map(|(i, v)| json!({
+                    "name": v.name,
+                    "rows": s.views[i].len(),
+                    "fingerprint": format!("{:016x}", s.views[i].fingerprint()),
+                })).collect::<Vec<_>>(),
+            })
+        })
+    }
+
+    /// Runs [`Controller::tick`] every `every` until `stop` is set.
+    pub fn spawn_ticker(
+        self: &Arc<Self>,
+        every: Duration,
+        stop: Arc<std::sync::atomic::AtomicBool>,
+    ) -> std::thread::JoinHandle<()> {
+        let controller = self.clone();
+        std::thread::Builder::new()
+            .name("kappa-controller".into())
+            .spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    if let Err(error) = controller.tick() {
+                        tracing::error!(%error, "controller tick failed");
+                    }
+                    std::thread::sleep(every);
+                }
+            })
+            .expect("spawn the controller thread")
+    }
+}
