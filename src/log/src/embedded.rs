@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -92,6 +92,8 @@ struct Shared {
     lock: Option<DirLock>,
     topics: RwLock<BTreeMap<String, Arc<Vec<Arc<Partition>>>>>,
     poller_started: AtomicBool,
+    /// Set by [`EmbeddedLog::register_metrics`]; given to every partition.
+    metrics: OnceLock<crate::metrics::LogMetrics>,
 }
 
 impl EmbeddedLog {
@@ -144,6 +146,7 @@ impl EmbeddedLog {
                 lock,
                 topics: RwLock::new(BTreeMap::new()),
                 poller_started: AtomicBool::new(false),
+                metrics: OnceLock::new(),
             }),
             stop: Some(tx),
             stop_rx: Mutex::new(Some(rx)),
@@ -164,6 +167,45 @@ impl EmbeddedLog {
             pid: std::process::id(),
             http_addr: Some(addr.to_string()),
         })
+    }
+
+    /// Registers the log's metrics into `registry`: appends and fsyncs as they
+    /// happen, segments, bytes on disk and end offsets per partition at scrape time.
+    pub fn register_metrics(&self, registry: &prometheus::Registry) -> prometheus::Result<()> {
+        let metrics = crate::metrics::LogMetrics::register(registry)?;
+        let _ = self.shared.metrics.set(metrics);
+        self.give_metrics(&all_partitions(&self.shared));
+        let weak = Arc::downgrade(&self.shared);
+        let source = move || {
+            let Some(shared) = weak.upgrade() else {
+                return Vec::new();
+            };
+            all_partitions(&shared)
+                .iter()
+                .map(|p| {
+                    let info = p.info();
+                    crate::metrics::PartitionGauges {
+                        topic: p.topic.clone(),
+                        partition: p.id,
+                        segments: p.segment_count() as u64,
+                        bytes: info.bytes,
+                        end_offset: info.end_offset,
+                    }
+                })
+                .collect()
+        };
+        registry.register(Box::new(crate::metrics::ScrapeCollector::new(Box::new(
+            source,
+        ))))
+    }
+
+    /// Hands the registered metrics, if any, to these partitions.
+    fn give_metrics(&self, partitions: &[Arc<Partition>]) {
+        if let Some(metrics) = self.shared.metrics.get() {
+            for p in partitions {
+                let _ = p.metrics.set(metrics.clone());
+            }
+        }
     }
 
     fn topics_dir(&self) -> PathBuf {
@@ -213,6 +255,7 @@ impl EmbeddedLog {
             })
             .collect::<Result<Vec<_>>>()?;
         let partitions = Arc::new(partitions);
+        self.give_metrics(&partitions);
         topics.insert(name.to_string(), partitions.clone());
         Ok(Some(partitions))
     }
@@ -371,6 +414,7 @@ impl Log for EmbeddedLog {
                 partitions,
             },
         )?;
+        self.give_metrics(&parts);
         topics.insert(topic.to_string(), Arc::new(parts));
         Ok(())
     }

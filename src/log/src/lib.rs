@@ -26,6 +26,7 @@ pub mod conformance;
 mod embedded;
 mod error;
 mod mem;
+pub mod metrics;
 mod routing;
 mod watch;
 

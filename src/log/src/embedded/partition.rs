@@ -10,13 +10,15 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use super::frame;
 use super::meta::sync_dir;
 use super::segment::{self, read_segment, segment_path, ReadBudget, Segment, SegmentView};
 use super::{Durability, EmbeddedOptions};
 use crate::error::IoContext;
+use crate::metrics::LogMetrics;
 use crate::watch::Watch;
 use crate::{LogError, NewRecord, OffsetRange, PartitionInfo, Record, Result};
 
@@ -29,6 +31,8 @@ pub(crate) struct Partition {
     segments: RwLock<Vec<Segment>>,
     writer: Mutex<WriterState>,
     pub watch: Watch,
+    /// Set once metrics are registered.
+    pub(crate) metrics: OnceLock<LogMetrics>,
 }
 
 #[derive(Default)]
@@ -58,6 +62,7 @@ impl Partition {
             segments: RwLock::new(segments),
             writer: Mutex::new(WriterState::default()),
             watch: Watch::new(end),
+            metrics: OnceLock::new(),
         }
     }
 
@@ -80,6 +85,11 @@ impl Partition {
         self.read_segments().last().map_or(0, |s| s.end)
     }
 
+    /// The number of segment files.
+    pub(crate) fn segment_count(&self) -> usize {
+        self.read_segments().len()
+    }
+
     /// Offsets and size of the committed data.
     pub(crate) fn info(&self) -> PartitionInfo {
         let segments = self.read_segments();
@@ -94,6 +104,7 @@ impl Partition {
     /// Appends a batch; returns once it is written and, for [`Durability::PerBatch`],
     /// fsynced.
     pub(crate) fn append(&self, records: &[NewRecord]) -> Result<OffsetRange> {
+        let started = Instant::now();
         let mut w = self.lock_writer();
         if w.poisoned {
             return Err(self.poisoned());
@@ -143,9 +154,13 @@ impl Partition {
                 end: active.end,
             })
         });
+        let bytes = buf.len() as u64;
         w.buf = buf;
         drop(w);
         let range = result?;
+        if let Some(metrics) = self.metrics.get() {
+            metrics.appended(&self.topic, range.len(), bytes, started.elapsed().as_secs_f64());
+        }
         self.watch.advance(range.end);
         Ok(range)
     }
@@ -183,7 +198,12 @@ impl Partition {
     /// Fsyncs `file`; a failure poisons the partition (the kernel may have dropped the
     /// dirty pages, so retrying could report success for lost data).
     fn sync(&self, w: &mut WriterState, file: &File) -> Result<()> {
-        match file.sync_data() {
+        let started = Instant::now();
+        let synced = file.sync_data();
+        if let Some(metrics) = self.metrics.get() {
+            metrics.fsynced(started.elapsed().as_secs_f64());
+        }
+        match synced {
             Ok(()) => {
                 w.dirty = false;
                 Ok(())
