@@ -1,6 +1,13 @@
 //! Shared helpers for kappa's benchmark harnesses: workload generation, timing and
 //! resource measurement. Each harness is a binary under `src/bin/` that prints its
 //! figures beside a plain single-threaded baseline measured in the same run.
+//!
+//! - [`baseline`]: the clickstream views computed by a plain single-threaded program;
+//! - [`clickstream`]: what the clickstream harness compares (answers) and measures
+//!   (CPU time, peak memory).
+
+pub mod baseline;
+pub mod clickstream;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

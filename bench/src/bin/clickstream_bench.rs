@@ -1,0 +1,593 @@
+//! Clickstream benchmark: kappa end to end against a plain single-threaded program.
+//!
+//! It isolates what the engine costs over hand-written code for the reference workload
+//! (`/work/shared/workloads/clickstream.md`): both read the same generated events from
+//! the same embedded log (loaded first, not timed) and compute the four views of
+//! `pipelines/clickstream.sql`. kappa runs the compiled pipeline as a bounded run
+//! (`source.bounded = true`, `write_outputs = false`: views are materialized in the
+//! `ViewStore`, changelogs are not written) and is timed from `start` until every view
+//! is up to date with the whole log; the baseline ([`kappa_bench::baseline`]) is timed
+//! from opening the log to its final answers. The harness checks that both give the
+//! same answers (row counts, sums, the whole top 10).
+//!
+//! Every measured case runs in its own child process (the harness re-executes itself
+//! with `--case`), so CPU seconds (`getrusage`) and peak RSS (`VmHWM`) are per case.
+//! Cases, for 1M and 4M events: the baseline, kappa with 1 and 2 workers. Then a
+//! latency case: a producer thread appends to a live pipeline (2 workers) at half the
+//! 2-worker throughput measured above, and a `ViewStore` subscriber records when each
+//! append becomes visible; p50/p99 of append → visible.
+//!
+//! Allocators: the harness's global allocator is chosen per process by
+//! `KAPPA_BENCH_ALLOC` (`system` or `mimalloc`); the baseline runs on the system
+//! allocator (faster for it), kappa on mimalloc (as the `kappa` binary does);
+//! `--alloc-compare` adds a kappa case on the system allocator.
+//!
+//! ```text
+//! cargo run --release -p kappa-bench --bin clickstream_bench             # 1M and 4M events
+//! cargo run --release -p kappa-bench --bin clickstream_bench -- --quick  # 200k, for iterating
+//! options: --events N[,N..]  --latency-secs S  --alloc-compare  --no-latency
+//! ```
+//! `KAPPA_BENCH_DIR` chooses the disk (default the system temp dir).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kappa_bench::clickstream::{
+    cpu_seconds, load_log, log_options, peak_rss_bytes, record, Answers, PARTITIONS, TOPIC,
+};
+use kappa_bench::{baseline, Scratch};
+use kappa_dataflow::{start, RunConfig, ViewStore};
+use kappa_log::{EmbeddedLog, Log, NewRecord};
+use serde::{Deserialize, Serialize};
+
+#[global_allocator]
+static ALLOCATOR: alloc::Switch = alloc::Switch;
+
+type Error = Box<dyn std::error::Error>;
+
+/// Seed of the generated events.
+const SEED: u64 = 42;
+
+/// What a child process reports, as one JSON line on stdout prefixed by `RESULT `.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct CaseResult {
+    events: usize,
+    wall_secs: f64,
+    cpu_secs: f64,
+    peak_rss: u64,
+    answers: Option<Answers>,
+    /// Append → visible latencies in milliseconds: p50, p99, max, samples, rate.
+    latency: Option<(f64, f64, f64, usize, f64)>,
+}
+
+impl CaseResult {
+    fn events_per_sec(&self) -> f64 {
+        self.events as f64 / self.wall_secs.max(1e-9)
+    }
+}
+
+fn main() -> Result<(), Error> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |name: &str| args.iter().any(|a| a == name);
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    if let Some(case) = value("--case") {
+        let dir = PathBuf::from(value("--dir").ok_or("--dir is required")?);
+        let workers = value("--workers").map_or(Ok(1), |w| w.parse())?;
+        let result = match case.as_str() {
+            "baseline" => run_baseline(&dir)?,
+            "kappa" => run_kappa(&dir, workers)?,
+            "latency" => run_latency(
+                &dir,
+                workers,
+                value("--rate").ok_or("--rate is required")?.parse()?,
+                value("--secs").map_or(Ok(10.0), |s| s.parse())?,
+            )?,
+            other => return Err(format!("unknown case {other}").into()),
+        };
+        println!("RESULT {}", serde_json::to_string(&result)?);
+        // Exit at once: a live pipeline cannot be shut down yet (timely's `execute`
+        // steps a worker until its dataflows complete, which a following source never
+        // does), so the latency case leaves it running.
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        std::process::exit(0);
+    }
+
+    let quick = flag("--quick");
+    let sizes: Vec<usize> = match value("--events") {
+        Some(list) => list
+            .split(',')
+            .map(|n| n.replace('_', "").parse())
+            .collect::<Result<_, _>>()?,
+        None if quick => vec![200_000],
+        None => vec![1_000_000, 4_000_000],
+    };
+    let latency_secs: f64 =
+        value("--latency-secs").map_or(Ok(if quick { 4.0 } else { 10.0 }), |s| s.parse())?;
+    let mut table = Table::default();
+    for &events in &sizes {
+        let scratch = Scratch::new(&format!("clickstream-{events}"))?;
+        let dir = scratch.0.join("log");
+        let (loaded, took) = kappa_bench::timed(|| load_log(&dir, events, SEED));
+        loaded?;
+        eprintln!(
+            "loaded {events} events into {} in {took:.2?}",
+            dir.display()
+        );
+        let base = child(&["--case", "baseline"], &dir, "system")?;
+        table.add(events, "baseline (plain Rust, 1 thread)", base, None);
+        for workers in [1usize, 2] {
+            let result = child(
+                &["--case", "kappa", "--workers", &workers.to_string()],
+                &dir,
+                "mimalloc",
+            )?;
+            table.add(events, &kappa_case(workers, ""), result, Some(workers));
+        }
+        if flag("--alloc-compare") {
+            let result = child(&["--case", "kappa", "--workers", "1"], &dir, "system")?;
+            table.add(events, &kappa_case(1, ", system allocator"), result, None);
+        }
+    }
+    table.print();
+    let mut verdicts = table.verdicts(&sizes);
+    if !flag("--no-latency") {
+        let max_rate = table
+            .find(sizes[0], &kappa_case(2, ""))
+            .map_or(100_000.0, CaseResult::events_per_sec);
+        let rate = (max_rate / 2.0).round();
+        let scratch = Scratch::new("clickstream-latency")?;
+        let result = child(
+            &[
+                "--case",
+                "latency",
+                "--workers",
+                "2",
+                "--rate",
+                &rate.to_string(),
+                "--secs",
+                &latency_secs.to_string(),
+            ],
+            &scratch.0.join("log"),
+            "mimalloc",
+        )?;
+        if let Some((p50, p99, max, samples, achieved)) = result.latency {
+            println!(
+                "\nlatency, 2 workers, live pipeline, producer at {rate:.0} events/s (half the 2-worker \
+                 throughput at {}; achieved {achieved:.0}): append → visible in the ViewStore over {samples} \
+                 appends: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms",
+                sizes[0]
+            );
+            verdicts.push((
+                format!("latency p99 ≤ 50 ms at {rate:.0} events/s"),
+                format!("{p99:.1} ms"),
+                p99 <= 50.0,
+            ));
+        }
+    }
+    println!("\n{:<58} {:>10}  result", "target", "measured");
+    for (target, measured, pass) in verdicts {
+        println!(
+            "{target:<58} {measured:>10}  {}",
+            if pass { "PASS" } else { "MISS" }
+        );
+    }
+    if !table.answers_agree {
+        return Err("kappa's answers differ from the baseline's".into());
+    }
+    Ok(())
+}
+
+fn kappa_case(workers: usize, suffix: &str) -> String {
+    format!(
+        "kappa, {workers} worker{}{suffix}",
+        if workers == 1 { "" } else { "s" }
+    )
+}
+
+/// Runs one case in a child process with the given allocator and returns its result.
+fn child(args: &[&str], dir: &Path, allocator: &str) -> Result<CaseResult, Error> {
+    let output = Command::new(std::env::current_exe()?)
+        .args(args)
+        .arg("--dir")
+        .arg(dir)
+        .env("KAPPA_BENCH_ALLOC", allocator)
+        .stderr(std::process::Stdio::inherit())
+        .output()?;
+    if !output.status.success() {
+        return Err(format!("case {args:?} failed: {}", output.status).into());
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .ok_or("a case printed no result")?;
+    Ok(serde_json::from_str(line)?)
+}
+
+fn open_log(dir: &Path) -> Result<Arc<dyn Log>, Error> {
+    Ok(Arc::new(EmbeddedLog::open(dir, log_options())?))
+}
+
+fn total_records(log: &dyn Log) -> Result<usize, Error> {
+    let mut total = 0;
+    for partition in 0..log.partition_count(TOPIC)? {
+        total += log.end_offset(TOPIC, partition)? as usize;
+    }
+    Ok(total)
+}
+
+fn run_baseline(dir: &Path) -> Result<CaseResult, Error> {
+    let log = open_log(dir)?;
+    let (cpu, started) = (cpu_seconds(), Instant::now());
+    let answers = baseline::run(log.as_ref())?;
+    Ok(CaseResult {
+        wall_secs: started.elapsed().as_secs_f64(),
+        cpu_secs: cpu_seconds() - cpu,
+        events: total_records(log.as_ref())?,
+        peak_rss: peak_rss_bytes(),
+        answers: Some(answers),
+        latency: None,
+    })
+}
+
+fn plan() -> Result<Arc<kappa_sql::plan::Plan>, Error> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pipelines/clickstream.sql");
+    Ok(Arc::new(kappa_sql::compile_file(path)?))
+}
+
+fn run_kappa(dir: &Path, workers: usize) -> Result<CaseResult, Error> {
+    let plan = plan()?;
+    let log = open_log(dir)?;
+    let (cpu, started) = (cpu_seconds(), Instant::now());
+    let mut config = RunConfig::threads(workers);
+    config.source.bounded = true;
+    config.write_outputs = false;
+    let running = start(plan, log.clone(), config)?;
+    let store = running.store().clone();
+    running.join()?;
+    Ok(CaseResult {
+        wall_secs: started.elapsed().as_secs_f64(),
+        cpu_secs: cpu_seconds() - cpu,
+        events: total_records(log.as_ref())?,
+        peak_rss: peak_rss_bytes(),
+        answers: Some(store.read(Answers::from_store)),
+        latency: None,
+    })
+}
+
+/// Each partition's next offset reflected in the store.
+fn visible_offsets(store: &ViewStore) -> Vec<u64> {
+    store.read(|s| {
+        (0..PARTITIONS)
+            .map(|p| {
+                s.offsets
+                    .get(&(TOPIC.to_string(), p))
+                    .map_or(0, |o| o.next_offset)
+            })
+            .collect()
+    })
+}
+
+/// Appends at `rate` events/s for `secs` to a live pipeline and measures how long
+/// each append takes to become visible. The events are generated before the clock
+/// starts (at most 3M of them: a high rate shortens the run).
+fn run_latency(dir: &Path, workers: usize, rate: f64, secs: f64) -> Result<CaseResult, Error> {
+    let count = ((rate * secs) as usize).min(3_000_000);
+    let records: Vec<NewRecord> = kappa::workload::clicks(count, SEED + 1)
+        .map(record)
+        .collect();
+    let log = open_log(dir)?;
+    log.create_topic(TOPIC, PARTITIONS)?;
+    let mut config = RunConfig::threads(workers);
+    config.write_outputs = false;
+    let running = start(plan()?, log.clone(), config)?;
+    let store = running.store().clone();
+    let (_, mut changes) = store.subscribe(|_| ());
+    let done = Arc::new(AtomicBool::new(false));
+
+    // The producer: every millisecond, append what is due by then; remember when each
+    // append started and the offsets it reached.
+    let producer = {
+        let (log, done) = (log.clone(), done.clone());
+        std::thread::spawn(move || -> Result<(Vec<(Instant, Vec<u64>)>, f64), String> {
+            let mut appends = Vec::new();
+            let mut ends = vec![0u64; PARTITIONS as usize];
+            let started = Instant::now();
+            let mut sent = 0;
+            while sent < records.len() {
+                let due = ((started.elapsed().as_secs_f64() * rate) as usize).min(records.len());
+                if due > sent {
+                    let at = Instant::now();
+                    let placed = log
+                        .append_routed(TOPIC, &records[sent..due])
+                        .map_err(|e| e.to_string())?;
+                    for (partition, offset) in placed {
+                        ends[partition as usize] = ends[partition as usize].max(offset + 1);
+                    }
+                    appends.push((at, ends.clone()));
+                    sent = due;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let achieved = sent as f64 / started.elapsed().as_secs_f64();
+            done.store(true, Ordering::SeqCst);
+            Ok((appends, achieved))
+        })
+    };
+
+    // The subscriber: when a batch of changes is applied, note the time and how far
+    // each partition is reflected. Reading the offsets after receiving can only see
+    // more applied, so a latency is never under-stated.
+    let mut seen: Vec<(Instant, Vec<u64>)> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs_f64(secs * 3.0 + 30.0);
+    loop {
+        match changes.try_recv() {
+            Ok(_) => seen.push((Instant::now(), visible_offsets(&store))),
+            Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
+            Err(_) => {
+                if done.load(Ordering::SeqCst) || Instant::now() > deadline {
+                    break;
+                }
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
+    }
+    let (appends, achieved) = producer.join().map_err(|_| "producer panicked")??;
+    let target = appends.last().map(|(_, e)| e.clone()).unwrap_or_default();
+    let covers = |seen: &[u64], ends: &[u64]| seen.iter().zip(ends).all(|(s, e)| s >= e);
+    while !covers(&visible_offsets(&store), &target) && Instant::now() < deadline {
+        match changes.try_recv() {
+            Ok(_) => seen.push((Instant::now(), visible_offsets(&store))),
+            Err(_) => std::thread::sleep(Duration::from_micros(100)),
+        }
+    }
+    std::mem::forget(running);
+
+    // Match each append (after a one-second warm-up) with the first observation that
+    // covers its offsets; both sequences are ordered, so one pass suffices.
+    let warmup = appends.first().map(|(t, _)| *t + Duration::from_secs(1));
+    let mut latencies = Vec::new();
+    let mut j = 0;
+    for (at, ends) in &appends {
+        while j < seen.len() && !covers(&seen[j].1, ends) {
+            j += 1;
+        }
+        if j == seen.len() {
+            break;
+        }
+        if warmup.is_some_and(|w| *at >= w) {
+            latencies.push(seen[j].0.duration_since(*at).as_secs_f64() * 1e3);
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    Ok(CaseResult {
+        events: count,
+        latency: Some((
+            pct(0.50),
+            pct(0.99),
+            latencies.last().copied().unwrap_or(f64::NAN),
+            latencies.len(),
+            achieved,
+        )),
+        ..CaseResult::default()
+    })
+}
+
+/// The measured cases and the report.
+#[derive(Default)]
+struct Table {
+    rows: Vec<(usize, String, CaseResult)>,
+    /// kappa cases by `(events, workers)`, for the targets.
+    kappa: BTreeMap<(usize, usize), usize>,
+    answers_agree: bool,
+    checked: bool,
+}
+
+impl Table {
+    fn add(&mut self, events: usize, name: &str, result: CaseResult, workers: Option<usize>) {
+        if let Some(w) = workers {
+            self.kappa.insert((events, w), self.rows.len());
+        }
+        if name.starts_with("kappa") {
+            let base = self
+                .find(events, "baseline (plain Rust, 1 thread)")
+                .and_then(|b| b.answers.clone());
+            let agree = base.is_some() && base == result.answers;
+            if !agree {
+                eprintln!(
+                    "ANSWERS DIFFER for {name} at {events}:\n  baseline {base:?}\n  kappa    {:?}",
+                    result.answers
+                );
+            }
+            self.answers_agree = if self.checked {
+                self.answers_agree && agree
+            } else {
+                agree
+            };
+            self.checked = true;
+        }
+        self.rows.push((events, name.to_string(), result));
+    }
+
+    fn find(&self, events: usize, name: &str) -> Option<&CaseResult> {
+        self.rows
+            .iter()
+            .find(|(e, n, _)| *e == events && n == name)
+            .map(|(_, _, r)| r)
+    }
+
+    fn kappa(&self, events: usize, workers: usize) -> Option<&CaseResult> {
+        self.kappa.get(&(events, workers)).map(|i| &self.rows[*i].2)
+    }
+
+    fn print(&self) {
+        println!(
+            "\n{:>9}  {:<38} {:>7} {:>11} {:>7} {:>9}   {:>6} {:>6} {:>6}  answers",
+            "events", "case", "wall s", "events/s", "CPU s", "peak RSS", "tput×", "CPU×", "RSS×"
+        );
+        for (events, name, r) in &self.rows {
+            let base = self.find(*events, "baseline (plain Rust, 1 thread)");
+            let ratio = |f: fn(&CaseResult) -> f64| base.map_or(f64::NAN, |b| f(r) / f(b));
+            let answers = match (base.and_then(|b| b.answers.as_ref()), &r.answers) {
+                (Some(b), Some(a)) if std::ptr::eq(b, a) => "reference",
+                (Some(b), Some(a)) if b == a => "same",
+                _ => "DIFFER",
+            };
+            println!(
+                "{events:>9}  {name:<38} {:>7.2} {:>11.0} {:>7.2} {:>6.0} MB   {:>6.2} {:>6.2} {:>6.2}  {answers}",
+                r.wall_secs,
+                r.events_per_sec(),
+                r.cpu_secs,
+                r.peak_rss as f64 / 1e6,
+                ratio(CaseResult::events_per_sec),
+                ratio(|c| c.cpu_secs),
+                ratio(|c| c.peak_rss as f64),
+            );
+        }
+    }
+
+    /// The targets: `(description, measured, pass)`.
+    fn verdicts(&self, sizes: &[usize]) -> Vec<(String, String, bool)> {
+        let mut out = Vec::new();
+        for &n in sizes {
+            let Some(base) = self.find(n, "baseline (plain Rust, 1 thread)") else {
+                continue;
+            };
+            if let Some(k1) = self.kappa(n, 1) {
+                let r = k1.events_per_sec() / base.events_per_sec();
+                out.push((
+                    format!("{n}: 1 worker ≥ 0.50× baseline throughput"),
+                    format!("{r:.2}×"),
+                    r >= 0.5,
+                ));
+            }
+            if let (Some(k1), Some(k2)) = (self.kappa(n, 1), self.kappa(n, 2)) {
+                let r = k2.events_per_sec() / k1.events_per_sec();
+                out.push((
+                    format!("{n}: 2 workers ≥ 1.7× 1 worker"),
+                    format!("{r:.2}×"),
+                    r >= 1.7,
+                ));
+            }
+            for w in [1, 2] {
+                if let Some(k) = self.kappa(n, w) {
+                    let r = k.peak_rss as f64 / base.peak_rss as f64;
+                    out.push((
+                        format!("{n}: {w} worker(s) peak RSS ≤ 3× baseline"),
+                        format!("{r:.2}×"),
+                        r <= 3.0,
+                    ));
+                }
+            }
+        }
+        if let (Some(&small), Some(&large)) = (sizes.first(), sizes.last()) {
+            if large > small {
+                for w in [1, 2] {
+                    if let (Some(a), Some(b)) = (self.kappa(small, w), self.kappa(large, w)) {
+                        let r = b.events_per_sec() / a.events_per_sec();
+                        out.push((
+                            format!("{w} worker(s): throughput at {large} within 10% of {small}"),
+                            format!("{r:.2}×"),
+                            r >= 0.9,
+                        ));
+                    }
+                }
+            }
+        }
+        out.push((
+            "answers equal the baseline's".into(),
+            if self.answers_agree {
+                "equal"
+            } else {
+                "differ"
+            }
+            .into(),
+            self.answers_agree,
+        ));
+        out
+    }
+}
+
+/// A global allocator chosen once per process by `KAPPA_BENCH_ALLOC`, so that one
+/// binary can run each case on the allocator it is measured with.
+#[allow(unsafe_code)]
+mod alloc {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    use mimalloc::MiMalloc;
+
+    /// Dispatches to the system allocator or mimalloc.
+    pub struct Switch;
+
+    /// 0: not decided yet; 1: system; 2: mimalloc.
+    static CHOICE: AtomicU8 = AtomicU8::new(0);
+
+    fn mimalloc() -> bool {
+        match CHOICE.load(Ordering::Relaxed) {
+            1 => false,
+            2 => true,
+            _ => {
+                // SAFETY: `getenv` with a NUL-terminated name; it does not allocate, and the
+                // environment is not modified while the process allocates.
+                let value = unsafe { libc::getenv(c"KAPPA_BENCH_ALLOC".as_ptr()) };
+                // SAFETY: a non-null `getenv` result is a NUL-terminated string.
+                let mi = !value.is_null()
+                    && unsafe { std::ffi::CStr::from_ptr(value) }.to_bytes() == b"mimalloc";
+                // Every thread decides the same way (the environment is fixed before
+                // the first allocation), so a racing store writes the same value.
+                CHOICE.store(if mi { 2 } else { 1 }, Ordering::Relaxed);
+                mi
+            }
+        }
+    }
+
+    // SAFETY: every block is freed or resized by the allocator that made it, because the
+    // choice is made before the first allocation and never changes.
+    unsafe impl GlobalAlloc for Switch {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            if mimalloc() {
+                MiMalloc.alloc(layout)
+            } else {
+                System.alloc(layout)
+            }
+        }
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            if mimalloc() {
+                MiMalloc.alloc_zeroed(layout)
+            } else {
+                System.alloc_zeroed(layout)
+            }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            if mimalloc() {
+                MiMalloc.dealloc(ptr, layout)
+            } else {
+                System.dealloc(ptr, layout)
+            }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            if mimalloc() {
+                MiMalloc.realloc(ptr, layout, new_size)
+            } else {
+                System.realloc(ptr, layout, new_size)
+            }
+        }
+    }
+}
