@@ -1,0 +1,100 @@
+//! Scale-out with timely's own cluster: two `kappa run` processes on 127.0.0.1 form
+//! one dataflow (partitions spread over the workers of both) and compute the same
+//! views as a single process over the same log.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+const KAPPA: &str = env!("CARGO_BIN_EXE_kappa");
+const PIPELINE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/clickstream.sql");
+
+fn kappa(data: &Path) -> Command {
+    let mut command = Command::new(KAPPA);
+    command.arg("--data-dir").arg(data);
+    command
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The printed views, without timely's connection chatter.
+fn views(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| !l.starts_with("awaiting connections"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn two_processes_compute_what_one_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let created = kappa(data)
+        .args(["topic", "create", "clicks", "--partitions", "3"])
+        .output()
+        .unwrap();
+    assert!(created.status.success());
+    let events: String = kappa::workload::clicks(5_000, 7)
+        .map(|l| l + "\n")
+        .collect();
+    let events_file = data.join("events.jsonl");
+    std::fs::write(&events_file, events).unwrap();
+    let produced = kappa(data)
+        .args(["produce", "clicks", "--key-field", "user"])
+        .arg(&events_file)
+        .output()
+        .unwrap();
+    assert!(produced.status.success());
+
+    let hosts = data.join("hosts");
+    std::fs::write(
+        &hosts,
+        format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port()),
+    )
+    .unwrap();
+    let cluster_args = |process: &str| {
+        let mut command = kappa(data);
+        command
+            .args([
+                "run",
+                PIPELINE,
+                "--until-end",
+                "--workers",
+                "2",
+                "--print-rows",
+                "1000",
+            ])
+            .args(["--processes", "2", "--process", process, "--hosts"])
+            .arg(&hosts)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    };
+    let follower = cluster_args("1").spawn().unwrap();
+    let leader = cluster_args("0").output().unwrap();
+    let follower = follower.wait_with_output().unwrap();
+    assert!(
+        follower.status.success(),
+        "{}",
+        String::from_utf8_lossy(&follower.stderr)
+    );
+
+    let single = kappa(data)
+        .args(["run", PIPELINE, "--until-end", "--print-rows", "1000"])
+        .output()
+        .unwrap();
+    let (clustered, alone) = (views(&leader), views(&single));
+    assert!(clustered.contains("records read: 5000"), "{clustered}");
+    assert_eq!(clustered, alone);
+}
