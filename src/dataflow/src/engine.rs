@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::sync::mpsc::{Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use kappa_log::Log;
@@ -21,6 +21,7 @@ use timely::WorkerConfig;
 
 use crate::error::RuntimeError;
 use crate::install::{install, Installed};
+use crate::metrics::DataflowMetrics;
 use crate::source::{SourceConfig, SourceControl};
 use crate::store::ViewStore;
 
@@ -70,6 +71,8 @@ pub struct Engine {
     commands: Mutex<Sender<Command>>,
     stores: Stores,
     workers: Mutex<Option<timely::communication::WorkerGuards<Result<(), String>>>>,
+    log: Arc<dyn Log>,
+    metrics: OnceLock<Arc<DataflowMetrics>>,
 }
 
 impl Engine {
@@ -82,6 +85,7 @@ impl Engine {
         let receiver: Arc<Mutex<Option<Receiver<Command>>>> = Arc::new(Mutex::new(Some(receiver)));
         let stores: Stores = Arc::default();
         let worker_stores = stores.clone();
+        let engine_log = log.clone();
         let config = timely::Config {
             communication,
             worker: WorkerConfig::default(),
@@ -156,7 +160,17 @@ impl Engine {
             commands: Mutex::new(sender),
             stores,
             workers: Mutex::new(Some(workers)),
+            log: engine_log,
+            metrics: OnceLock::new(),
         })
+    }
+
+    /// Registers the metrics of the versions deployed from now on into `registry`
+    /// (see [`crate::metrics`]); a retired version's series are removed.
+    pub fn register_metrics(&self, registry: &prometheus::Registry) -> prometheus::Result<()> {
+        let metrics = DataflowMetrics::register(registry, self.log.clone())?;
+        let _ = self.metrics.set(metrics);
+        Ok(())
     }
 
     fn send(&self, command: Command) {
@@ -178,6 +192,9 @@ impl Engine {
             .lock()
             .expect("stores lock")
             .insert(id.clone(), store.clone());
+        if let Some(metrics) = self.metrics.get() {
+            metrics.add_version(&id, plan, &store);
+        }
         self.send(Command::Deploy {
             id,
             plan: plan.clone(),
@@ -191,6 +208,9 @@ impl Engine {
     pub fn retire(&self, id: &VersionId) {
         self.send(Command::Retire { id: id.clone() });
         self.stores.lock().expect("stores lock").remove(id);
+        if let Some(metrics) = self.metrics.get() {
+            metrics.remove_version(id);
+        }
     }
 
     /// Makes a version's sources stop at `offsets` (exclusive), or lifts the hold.

@@ -9,6 +9,7 @@
 pub mod engine;
 pub mod error;
 mod install;
+pub mod metrics;
 pub mod render;
 pub mod runtime;
 pub mod source;

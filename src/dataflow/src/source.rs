@@ -114,6 +114,10 @@ pub struct SourceProgress {
     pub decode_errors: u64,
     /// Records dropped as late.
     pub late: u64,
+    /// Append timestamp (ms) of the batch's last record, for freshness metrics.
+    pub max_append_ms: i64,
+    /// The partition's event-time watermark (ms) after this batch, if it has event times.
+    pub watermark_ms: Option<i64>,
 }
 
 /// The three streams a source produces.
@@ -287,6 +291,8 @@ pub fn render_source<'s>(
                     bytes: 0,
                     decode_errors: 0,
                     late: 0,
+                    max_append_ms: records.last().map_or(0, |r| r.timestamp_ms),
+                    watermark_ms: None,
                 };
                 for record in &records {
                     progress.records += 1;
@@ -323,6 +329,7 @@ pub fn render_source<'s>(
                 }
                 reader.next_offset = records.last().map_or(reader.next_offset, |r| r.offset + 1);
                 progress.next_offset = reader.next_offset;
+                progress.watermark_ms = reader.lateness.watermark();
                 progress_session.give((progress, time, 1));
                 emitted = true;
                 // A full batch suggests more is waiting: come back soon.

@@ -11,12 +11,14 @@
 //! over an unbounded channel so that none is ever dropped.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::Instant;
 
 use kappa_sql::Row;
 use serde::Serialize;
 
 use crate::error::DataError;
+use crate::metrics::StoreMetrics;
 use crate::source::SourceProgress;
 
 /// Capacity of the broadcast channel feeding live subscribers; a subscriber that
@@ -49,6 +51,10 @@ pub struct PartitionProgress {
     pub decode_errors: u64,
     /// Records dropped as late.
     pub late: u64,
+    /// The partition's event-time watermark (ms), when its source has event times.
+    pub watermark_ms: Option<i64>,
+    /// Largest append timestamp (ms) of the records applied.
+    pub max_append_ms: i64,
 }
 
 /// A row as a JSON object keyed by column name (the encoding of changelog records).
@@ -146,6 +152,8 @@ pub struct ViewStore {
     state: RwLock<StoreState>,
     subscribers: tokio::sync::broadcast::Sender<Arc<ChangeBatch>>,
     changelog: Mutex<Option<std::sync::mpsc::Sender<Arc<ChangeBatch>>>>,
+    /// Apply latency and freshness histograms of this version, once registered.
+    metrics: OnceLock<StoreMetrics>,
 }
 
 impl ViewStore {
@@ -165,6 +173,7 @@ impl ViewStore {
             }),
             subscribers: tokio::sync::broadcast::channel(SUBSCRIBER_BUFFER).0,
             changelog: Mutex::new(None),
+            metrics: OnceLock::new(),
         }
     }
 
@@ -181,6 +190,11 @@ impl ViewStore {
         let state = self.state.read().expect("view store lock poisoned");
         let receiver = self.subscribers.subscribe();
         (f(&state), receiver)
+    }
+
+    /// Observes this store's apply latency and freshness into `metrics` from now on.
+    pub fn set_metrics(&self, metrics: StoreMetrics) {
+        let _ = self.metrics.set(metrics);
     }
 
     /// Routes every applied batch to `sender` too (the changelog writer), losslessly.
@@ -205,6 +219,8 @@ impl ViewStore {
         errors: Vec<(DataError, isize)>,
         progress: Vec<SourceProgress>,
     ) {
+        let started = Instant::now();
+        let busy = !(updates.is_empty() && errors.is_empty() && progress.is_empty());
         let mut net: BTreeMap<(usize, Row), i64> = BTreeMap::new();
         for (view, row, diff) in updates {
             *net.entry((view, row)).or_insert(0) += diff as i64;
@@ -242,6 +258,11 @@ impl ViewStore {
                 new_errors.extend(std::iter::repeat_n(error, diff as usize));
             }
         }
+        let progress_append_times: Vec<i64> = progress
+            .iter()
+            .filter(|p| p.records > 0)
+            .map(|p| p.max_append_ms)
+            .collect();
         for p in progress {
             let entry = state
                 .offsets
@@ -252,9 +273,14 @@ impl ViewStore {
             entry.bytes += p.bytes;
             entry.decode_errors += p.decode_errors;
             entry.late += p.late;
+            entry.watermark_ms = p.watermark_ms.or(entry.watermark_ms);
+            entry.max_append_ms = entry.max_append_ms.max(p.max_append_ms);
         }
         state.frontier = state.frontier.max(frontier);
         state.complete |= complete;
+        if let Some(metrics) = self.metrics.get().filter(|_| busy) {
+            metrics.applied(started.elapsed(), &progress_append_times);
+        }
         if changes.is_empty() && new_errors.is_empty() {
             return;
         }
