@@ -183,7 +183,9 @@ pub fn round_trip(backend: &dyn Backend) {
         (None, keyless[0].payload.clone())
     );
 
-    // Limits: at most max_records; the first record even over max_bytes.
+    // Limits: at most max_records; the first record even over max_bytes. (A remote log
+    // may have to fetch records again before serving them: wait until it has.)
+    assert!(log.wait_for(&topic, 1, 0, t).unwrap());
     let one = log.read(&topic, 1, 0, 10, 1).unwrap();
     assert_eq!(one.len(), 1, "max_bytes never starves a reader");
     assert!(log.read(&topic, 1, 0, 4, usize::MAX).unwrap().len() <= 4);
