@@ -14,6 +14,7 @@ pub mod changelog;
 pub mod controller;
 pub mod diff;
 pub mod error;
+pub mod metrics;
 pub mod registry;
 pub mod states;
 
