@@ -149,6 +149,9 @@ pub fn start(
         let installed = install(worker, &plan, log.clone(), &source_config, control)?;
         loop {
             if worker_shutdown.load(Ordering::SeqCst) {
+                // A following source never completes, and timely keeps stepping a
+                // worker's dataflows after this closure returns: drop it first.
+                worker.drop_dataflow(installed.dataflow);
                 return Ok(());
             }
             worker.step_or_park(Some(Duration::from_millis(20)));
