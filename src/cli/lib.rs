@@ -31,7 +31,13 @@ pub struct Cli {
     )]
     pub data_dir: PathBuf,
     /// Which log holds the topics: `embedded` (in --data-dir) or `fluvio` (a cluster).
-    #[arg(long = "log", global = true, env = "KAPPA_LOG", value_enum, default_value = "embedded")]
+    #[arg(
+        long = "log",
+        global = true,
+        env = "KAPPA_LOG",
+        value_enum,
+        default_value = "embedded"
+    )]
     pub log: commands::backend::LogBackend,
     /// The Fluvio cluster's SC address, HOST:PORT (with --log fluvio; default: the current
     /// profile of the Fluvio config file).

@@ -40,7 +40,9 @@ pub(crate) fn open_backend(
     access: Access,
 ) -> anyhow::Result<Arc<dyn Log>> {
     Ok(match (backend, access) {
-        (LogBackend::Embedded, Access::Write(durability)) => Arc::new(open_writer(ctx, durability)?),
+        (LogBackend::Embedded, Access::Write(durability)) => {
+            Arc::new(open_writer(ctx, durability)?)
+        }
         (LogBackend::Embedded, Access::Read) => Arc::new(open_reader(ctx)?),
         (LogBackend::Fluvio, _) => Arc::new(open_fluvio(ctx)?),
     })

@@ -129,8 +129,15 @@ mod tests {
             );
         }
         a.append("t", 1, &[NewRecord::new(&b"{}"[..], 0)]).unwrap();
-        assert_eq!(mirror(&a, "t", &b, "u", 7).unwrap(), 1, "copies only what is new");
+        assert_eq!(
+            mirror(&a, "t", &b, "u", 7).unwrap(),
+            1,
+            "copies only what is new"
+        );
         b.append("u", 0, &[NewRecord::new(&b"{}"[..], 0)]).unwrap();
-        assert!(mirror(&a, "t", &b, "u", 7).is_err(), "a longer destination is no mirror");
+        assert!(
+            mirror(&a, "t", &b, "u", 7).is_err(),
+            "a longer destination is no mirror"
+        );
     }
 }

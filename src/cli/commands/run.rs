@@ -20,7 +20,8 @@ use kappa_sql::plan::Plan;
 
 use super::serve::ServeArgs;
 
-use super::{compile, open_reader, open_writer};
+use super::backend::{open_log, Access};
+use super::compile;
 use crate::{table, Context};
 
 /// Arguments of `kappa run`.
@@ -77,9 +78,9 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
     let process = args.process.unwrap_or(0);
     let is_leader = process == 0;
     let log: Arc<dyn Log> = if is_leader {
-        Arc::new(open_writer(ctx, Durability::PerBatch)?)
+        open_log(ctx, Access::Write(Durability::PerBatch))?
     } else {
-        Arc::new(open_reader(ctx)?)
+        open_log(ctx, Access::Read)?
     };
     check_sources(&plan, log.as_ref())?;
     let mut config = RunConfig::threads(args.workers as usize);
