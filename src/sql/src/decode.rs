@@ -6,7 +6,12 @@
 //! [`Value`]s, and fields the source does not declare are skipped. Every failure is
 //! a [`DecodeError`] naming the column; the dataflow sends those records to the
 //! dead-letter topic.
+//!
+//! Short strings go through a small bounded cache, so that a value repeated across
+//! records (a page, an action) is one shared allocation: decoding allocates less,
+//! and comparisons of rows that hold the same pointer need not read the bytes.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
 
@@ -45,6 +50,39 @@ pub struct JsonDecoder {
     types: Vec<ScalarType>,
     names: Vec<String>,
     required: Vec<bool>,
+    strings: StringCache,
+}
+
+/// Slots of the [`StringCache`].
+const CACHE_SLOTS: usize = 4096;
+/// Longer strings are not cached: they rarely repeat, and would pin memory.
+const CACHE_MAX_LEN: usize = 64;
+
+/// Recently decoded strings, direct-mapped by a hash of their bytes: a hit shares the
+/// cached `Arc`, a miss allocates and takes the slot. Bounded, so memory does not grow
+/// with the number of distinct values.
+#[derive(Debug, Default)]
+struct StringCache(RefCell<Vec<Option<Arc<str>>>>);
+
+impl StringCache {
+    fn get(&self, s: &str) -> Arc<str> {
+        if s.len() > CACHE_MAX_LEN {
+            return Arc::from(s);
+        }
+        // FNV-1a: cheap for the short strings cached.
+        let hash = s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let mut slots = self.0.borrow_mut();
+        if slots.is_empty() {
+            slots.resize(CACHE_SLOTS, None);
+        }
+        let slot = &mut slots[(hash % CACHE_SLOTS as u64) as usize];
+        match slot {
+            Some(cached) if **cached == *s => cached.clone(),
+            _ => slot.insert(Arc::from(s)).clone(),
+        }
+    }
 }
 
 impl JsonDecoder {
@@ -86,6 +124,7 @@ impl JsonDecoder {
                 .enumerate()
                 .map(|(i, c)| !c.column.nullable || Some(i) == source.event_time)
                 .collect(),
+            strings: StringCache::default(),
         }
     }
 
@@ -140,6 +179,7 @@ impl<'de> Visitor<'de> for ObjectSeed<'_> {
                     let value = map.next_value_seed(ValueSeed {
                         ty: self.decoder.types[*c],
                         name: &self.decoder.names[*c],
+                        strings: &self.decoder.strings,
                     })?;
                     self.values[*c] = Some(value);
                 }
@@ -207,6 +247,7 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
 struct ValueSeed<'a> {
     ty: ScalarType,
     name: &'a str,
+    strings: &'a StringCache,
 }
 
 impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
@@ -266,7 +307,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
     }
     fn visit_str<E: de::Error>(self, s: &str) -> Result<Value, E> {
         match self.ty {
-            ScalarType::Text => Ok(Value::Text(Arc::from(s))),
+            ScalarType::Text => Ok(Value::Text(self.strings.get(s))),
             ScalarType::Timestamp => parse_timestamp(s)
                 .map(Value::Timestamp)
                 .ok_or_else(|| E::invalid_value(de::Unexpected::Str(s), &self)),
@@ -334,6 +375,21 @@ mod tests {
             d.decode(br#"{"user":"u1"}"#),
             Err(DecodeError::MissingField("ts".into()))
         );
+    }
+
+    #[test]
+    fn repeated_strings_share_one_allocation() {
+        let d = JsonDecoder::new(&source());
+        let a = d.decode(br#"{"ts":1,"user":"u1"}"#).unwrap();
+        let b = d.decode(br#"{"ts":2,"user":"u1"}"#).unwrap();
+        let c = d.decode(br#"{"ts":3,"user":"u2"}"#).unwrap();
+        match (&a[1], &b[1], &c[1]) {
+            (Value::Text(a), Value::Text(b), Value::Text(c)) => {
+                assert!(Arc::ptr_eq(a, b));
+                assert_eq!(&**c, "u2");
+            }
+            other => panic!("expected texts, got {other:?}"),
+        }
     }
 
     #[test]
