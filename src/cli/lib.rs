@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod commands;
+pub mod metrics;
 pub mod table;
 pub mod workload;
 

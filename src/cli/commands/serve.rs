@@ -84,6 +84,8 @@ pub fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
     let embedded = Arc::new(open_writer(ctx, Durability::PerBatch)?);
     let log: Arc<dyn Log> = embedded.clone();
     let engine = Arc::new(Engine::start(communication, log.clone())?);
+    let metrics_registry = prometheus::Registry::new();
+    crate::metrics::register_engine(&metrics_registry, &embedded, &engine)?;
     let registry = Arc::new(Registry::new());
     let config = ControllerConfig {
         lag_bound: args.lag_bound,
@@ -104,6 +106,7 @@ pub fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
         let id = controller.deploy(&file.display().to_string(), &sql)?;
         eprintln!("kappa: {id} deployed from {}", file.display());
     }
+    let metrics = crate::metrics::register_server(&metrics_registry, &controller)?;
     let stop = Arc::new(AtomicBool::new(false));
     let ticker = controller.spawn_ticker(Duration::from_millis(50), stop.clone());
     let state = AppState {
@@ -111,6 +114,7 @@ pub fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
         log: log.clone(),
         controller: Some(controller),
         admin_token: args.admin_token,
+        metrics: Some(metrics),
     };
     runtime()?.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)

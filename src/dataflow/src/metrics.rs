@@ -116,6 +116,13 @@ pub const VIEW_BYTES: MetricSpec = MetricSpec {
     labels: VIEW,
     help: "Estimated bytes of a view's rows (encoded size of a sample times the row count).",
 };
+/// Live subscribers.
+pub const SUBSCRIBERS: MetricSpec = MetricSpec {
+    name: "kappa_view_subscribers",
+    kind: Kind::Gauge,
+    labels: VERSION,
+    help: "Live subscriptions (server-sent event streams) to the version's views.",
+};
 /// Apply latency.
 pub const APPLY_SECONDS: MetricSpec = MetricSpec {
     name: "kappa_dataflow_apply_duration_seconds",
@@ -145,6 +152,7 @@ pub const CATALOG: &[MetricSpec] = &[
     CHANGE_BATCHES,
     VIEW_ROWS,
     VIEW_BYTES,
+    SUBSCRIBERS,
     APPLY_SECONDS,
     FRESHNESS_SECONDS,
 ];
@@ -308,6 +316,7 @@ impl DataflowMetrics {
                 scraped.gauge(&FRONTIER, &v, s.frontier as f64 / 1000.0);
                 scraped.counter(&DEAD_LETTERS, &v, s.error_count);
                 scraped.counter(&CHANGE_BATCHES, &v, s.seq);
+                scraped.gauge(&SUBSCRIBERS, &v, store.subscriber_count() as f64);
                 for view in &s.views {
                     let labels = [v[0], v[1], view.name.as_str()];
                     let rows = view.rows.len();

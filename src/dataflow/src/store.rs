@@ -192,6 +192,11 @@ impl ViewStore {
         (f(&state), receiver)
     }
 
+    /// Live subscribers (receivers of applied batches).
+    pub fn subscriber_count(&self) -> usize {
+        self.subscribers.receiver_count()
+    }
+
     /// Observes this store's apply latency and freshness into `metrics` from now on.
     pub fn set_metrics(&self, metrics: StoreMetrics) {
         let _ = self.metrics.set(metrics);

@@ -11,13 +11,15 @@
 //! - admin (bearer token when configured): `POST /v1/pipelines` (deploy),
 //!   `POST /v1/pipelines/{p}/promote`, `POST /v1/pipelines/{p}/rollback`,
 //!   `POST /v1/pipelines/{p}/versions/{v}/retire`, `GET /v1/pipelines/{p}/diff`;
-//! - `GET /v1/status`, `GET /readyz`.
+//! - `GET /v1/status`, `GET /readyz`;
+//! - `GET /metrics`: Prometheus text format ([`metrics`]).
 //!
 //! Servers bind 127.0.0.1 unless told otherwise (the caller picks the address).
 
 pub mod admin;
 pub mod error;
 pub mod ingest;
+pub mod metrics;
 pub mod views;
 
 use std::future::Future;
@@ -42,6 +44,9 @@ pub struct AppState {
     pub controller: Option<Arc<Controller>>,
     /// Required as a bearer token by admin routes, when set.
     pub admin_token: Option<String>,
+    /// The registry `GET /metrics` renders and the API's request metrics (none: no
+    /// metrics are exported and requests are not counted).
+    pub metrics: Option<Arc<metrics::ServeMetrics>>,
 }
 
 /// The API's routes.
@@ -52,6 +57,7 @@ pub fn router(state: AppState) -> Router {
             get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
         )
         .route("/readyz", get(admin::ready))
+        .route("/metrics", get(metrics::render))
         .route("/v1/status", get(admin::status))
         .route(
             "/v1/pipelines",
@@ -79,6 +85,10 @@ pub fn router(state: AppState) -> Router {
             "/v1/topics/{topic}/records",
             post(ingest::append_records).layer(DefaultBodyLimit::max(ingest::MAX_INGEST_BYTES)),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .fallback(|| async { ApiError::not_found("no_route", "no such route") })
         .layer(axum::middleware::map_response(error::json_errors))
         .with_state(state)
