@@ -444,3 +444,37 @@ fn sigkill_during_replay_and_promotion_recovers() {
     assert_eq!(f1["user_revenue"], f2["user_revenue"]);
     assert_ne!(f1["top_pages"], f2["top_pages"]);
 }
+
+#[test]
+fn produce_goes_through_the_server_that_holds_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (v1, _) = write_pipelines(dir.path());
+    assert!(kappa(&data, &["topic", "create", "clicks"])
+        .status
+        .success());
+    let server = Server::start(&data, &[&v1]);
+    let file = dir.path().join("events.jsonl");
+    std::fs::write(&file, events(0..200)).unwrap();
+    let produced = kappa(
+        &data,
+        &[
+            "produce",
+            "clicks",
+            "--key-field",
+            "user",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        produced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&produced.stderr)
+    );
+    assert!(String::from_utf8_lossy(&produced.stderr).contains("appending through its API"));
+    wait_until("the events are in the views", || {
+        server
+            .try_get("/v1/pipelines/clickstream/views/page_distinct_users")
+            .is_some_and(|(s, body)| s == 200 && body["offsets"]["clicks"]["0"] == 200)
+    });
+}

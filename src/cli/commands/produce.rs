@@ -80,14 +80,29 @@ pub fn run(ctx: &Context, args: ProduceArgs) -> anyhow::Result<()> {
         Some(p) if p.as_os_str() == "-" => Box::new(std::io::stdin()),
         Some(p) => Box::new(File::open(p).with_context(|| format!("cannot open {}", p.display()))?),
     };
-    let log = open_log(ctx, Access::Write(durability))?;
-    let partitions = log.partition_count(&args.topic)?;
-    if let Some(p) = args.partition {
-        if p >= partitions {
-            bail!(
-                "topic '{}' has no partition {p} (it has {partitions})",
-                args.topic
-            );
+    let sink = match open_log(ctx, Access::Write(durability)) {
+        Ok(log) => Sink::Log(log),
+        // A running server holds the embedded log: append through its API instead.
+        Err(error) => match running_server(ctx) {
+            Some(address) if args.partition.is_none() && !args.print_offsets => {
+                eprintln!("note: {error}; appending through its API at http://{address}");
+                Sink::Server {
+                    url: format!("http://{address}/v1/topics/{}/records", args.topic),
+                    key_field: args.key_field.clone(),
+                }
+            }
+            _ => return Err(error),
+        },
+    };
+    if let Sink::Log(log) = &sink {
+        let partitions = log.partition_count(&args.topic)?;
+        if let Some(p) = args.partition {
+            if p >= partitions {
+                bail!(
+                    "topic '{}' has no partition {p} (it has {partitions})",
+                    args.topic
+                );
+            }
         }
     }
 
@@ -130,13 +145,7 @@ pub fn run(ctx: &Context, args: ProduceArgs) -> anyhow::Result<()> {
             }
         }
         if !batch.is_empty() {
-            let placed = match args.partition {
-                Some(p) => {
-                    let range = log.append(&args.topic, p, &batch)?;
-                    (range.start..range.end).map(|o| (p, o)).collect()
-                }
-                None => log.append_routed(&args.topic, &batch)?,
-            };
+            let placed = sink.append(&args.topic, args.partition, &batch)?;
             if args.print_offsets {
                 let mut text = String::with_capacity(placed.len() * 12);
                 for (p, o) in &placed {
@@ -155,7 +164,9 @@ pub fn run(ctx: &Context, args: ProduceArgs) -> anyhow::Result<()> {
             break;
         }
     }
-    log.flush()?;
+    if let Sink::Log(log) = &sink {
+        log.flush()?;
+    }
     progress.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     let rate = if secs > 0.0 {
@@ -176,6 +187,60 @@ pub fn run(ctx: &Context, args: ProduceArgs) -> anyhow::Result<()> {
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// Where records go: the log itself, or the API of the server that holds it.
+enum Sink {
+    Log(std::sync::Arc<dyn kappa_log::Log>),
+    Server {
+        url: String,
+        key_field: Option<String>,
+    },
+}
+
+impl Sink {
+    /// Appends a batch durably; returns `(partition, offset)` per record when known.
+    fn append(
+        &self,
+        topic: &str,
+        partition: Option<u32>,
+        batch: &[NewRecord],
+    ) -> anyhow::Result<Vec<(u32, u64)>> {
+        match self {
+            Sink::Log(log) => Ok(match partition {
+                Some(p) => {
+                    let range = log.append(topic, p, batch)?;
+                    (range.start..range.end).map(|o| (p, o)).collect()
+                }
+                None => log.append_routed(topic, batch)?,
+            }),
+            Sink::Server { url, key_field } => {
+                let mut body = Vec::with_capacity(batch.iter().map(|r| r.payload.len() + 1).sum());
+                for record in batch {
+                    body.extend_from_slice(&record.payload);
+                    body.push(b'\n');
+                }
+                let mut request = reqwest::blocking::Client::new().post(url).body(body);
+                if let Some(field) = key_field {
+                    request = request.query(&[("key_field", field)]);
+                }
+                let response = request.send().context("appending through the server")?;
+                if !response.status().is_success() {
+                    let body: serde_json::Value = response.json().unwrap_or_default();
+                    bail!("the server refused the batch: {}", body["message"]);
+                }
+                Ok(Vec::new())
+            }
+        }
+    }
+}
+
+/// The API address of the server holding the data directory, if one recorded it.
+fn running_server(ctx: &Context) -> Option<String> {
+    kappa_log::read_lock_info(&ctx.data_dir)
+        .ok()
+        .flatten()
+        .and_then(|info| info.http_addr)
 }
 
 /// Reads lines until EOF (or the receiver is gone), checking each.
