@@ -41,6 +41,8 @@ pub struct ConsumeArgs {
 
 const MAX_RECORDS: usize = 10_000;
 const MAX_BYTES: usize = 4 << 20;
+/// How long a record below the end offset may take to become readable.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs `kappa consume`.
 pub fn run(ctx: &Context, args: ConsumeArgs) -> anyhow::Result<()> {
@@ -80,8 +82,13 @@ fn consume(
             let end = log.end_offset(&args.topic, p)?;
             while positions[i] < end && left > 0 {
                 let n = print_available(log, &args.topic, p, &mut positions[i], &mut left, out)?;
-                if n == 0 {
-                    break;
+                // A remote log (Fluvio) serves records once its consumer has fetched them.
+                if n == 0 && !log.wait_for(&args.topic, p, positions[i], FETCH_TIMEOUT)? {
+                    bail!(
+                        "{}/{p}: no record at offset {} within {FETCH_TIMEOUT:?}",
+                        args.topic,
+                        positions[i]
+                    );
                 }
             }
         }
