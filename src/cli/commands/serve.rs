@@ -3,8 +3,10 @@
 //! Starts the timely workers once, restores every version recorded in the catalog
 //! (each replays the log from offset 0; the active one stays active), deploys the
 //! pipeline files given on the command line, and serves the HTTP API — queries,
-//! subscriptions, ingest and the admin routes — until SIGINT/SIGTERM, then stops
-//! intake, flushes the log and exits.
+//! subscriptions, ingest, the admin routes and `/metrics` — until SIGINT/SIGTERM,
+//! then stops intake (open connections get `SHUTDOWN_GRACE`), writes the changelog
+//! batches applied since the last tick, stops the workers, flushes the log and exits
+//! 0. The catalog needs no final write: every transition is persisted as it happens.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,6 +24,9 @@ use kappa_serve::AppState;
 use super::run::{cluster, runtime, shutdown_signal};
 use super::{open_reader, open_writer};
 use crate::Context;
+
+/// How long open HTTP connections may take to finish after SIGTERM.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// Arguments of `kappa serve`.
 #[derive(Debug, Args)]
@@ -112,10 +117,11 @@ pub fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
     let state = AppState {
         registry,
         log: log.clone(),
-        controller: Some(controller),
+        controller: Some(controller.clone()),
         admin_token: args.admin_token,
         metrics: Some(metrics),
     };
+    let state_controller = controller;
     runtime()?.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -125,12 +131,30 @@ pub fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
             tracing::warn!(%error, "cannot record the API address in the lock file");
         }
         eprintln!("kappa: serving on http://{address} (GET /v1/status)");
-        kappa_serve::serve(listener, state, shutdown_signal()).await?;
+        // Intake stops at the signal; open connections (live subscriptions never end
+        // by themselves) get SHUTDOWN_GRACE to finish before they are dropped.
+        let signalled = Arc::new(tokio::sync::Notify::new());
+        let notify = signalled.clone();
+        let shutdown = async move {
+            shutdown_signal().await;
+            notify.notify_one();
+        };
+        tokio::select! {
+            served = kappa_serve::serve(listener, state, shutdown) => served?,
+            () = async {
+                signalled.notified().await;
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            } => eprintln!("kappa: closing connections still open after {SHUTDOWN_GRACE:?}"),
+        }
         anyhow::Ok(())
     })?;
     eprintln!("kappa: shutting down");
     stop.store(true, Ordering::SeqCst);
     let _ = ticker.join();
+    // A last round writes the changelog batches applied since the ticker's last one.
+    if let Err(error) = state_controller.tick() {
+        tracing::warn!(%error, "final controller tick failed");
+    }
     engine.shutdown()?;
     log.flush()?;
     Ok(())
