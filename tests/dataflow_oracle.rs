@@ -1032,3 +1032,109 @@ fn generated_events_exercise_every_view_and_every_kind_of_bad_data() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------
+// The engine: versions deployed into running workers (what `kappa run` uses)
+// ---------------------------------------------------------------------------------
+
+fn engine(workers: usize, log: Arc<dyn Log>) -> kappa_dataflow::Engine {
+    let communication = if workers <= 1 {
+        timely::CommunicationConfig::Thread
+    } else {
+        timely::CommunicationConfig::Process(workers)
+    };
+    kappa_dataflow::Engine::start(communication, log).expect("the engine starts")
+}
+
+fn version(plan: &Plan, number: u64) -> kappa_dataflow::VersionId {
+    kappa_dataflow::VersionId {
+        pipeline: plan.name.clone(),
+        version: number,
+    }
+}
+
+/// Polls until the store's progress reaches `ends` (at most 30 s).
+fn wait_caught_up(
+    store: &ViewStore,
+    ends: &BTreeMap<(String, u32), u64>,
+) -> Result<(), TestCaseError> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let caught_up = || {
+        store.read(|s| {
+            ends.iter()
+                .all(|(key, end)| s.offsets.get(key).is_some_and(|p| p.next_offset == *end))
+        })
+    };
+    while !caught_up() {
+        prop_assert!(Instant::now() < deadline, "did not catch up in 30 s");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Ok(())
+}
+
+/// Stops an engine, failing (instead of hanging) when it does not stop in 30 s.
+fn shut_down(engine: kappa_dataflow::Engine) -> bool {
+    let (done, stopped) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(engine.shutdown().is_ok()));
+    stopped.recv_timeout(Duration::from_secs(30)) == Ok(true)
+}
+
+proptest! {
+    #![proptest_config(cases(8))]
+
+    /// Two versions of one pipeline deployed into a running engine, the second after
+    /// more records arrived, both following the log: each equals the oracle once
+    /// caught up, and the engine shuts down.
+    #[test]
+    fn engine_versions_match_oracle(
+        (index, events) in any_pipeline_events(),
+        workers in workers(),
+        partitions in partitions(),
+        batch in batch(),
+        split in 0.0f64..1.0,
+    ) {
+        let pipeline = pipeline_by_index(index);
+        let plan = &pipeline.plan;
+        let records = place(&pipeline.topics, &events, partitions);
+        let want = expected(plan, &pipeline.topics, partitions, &records);
+        let log = memlog(&pipeline.topics, partitions);
+        let (before, after) = records.split_at((records.len() as f64 * split) as usize);
+        append(log.as_ref(), before);
+        let engine = engine(workers, log.clone());
+        let source = config(workers, batch, false, false).source;
+        let first = engine.deploy(version(plan, 1), plan, source.clone(), false);
+        append(log.as_ref(), after);
+        let second = engine.deploy(version(plan, 2), plan, source, true);
+        for (number, store) in [(1, &first), (2, &second)] {
+            wait_caught_up(store, &want.next_offsets)?;
+            let got = observe(plan, store);
+            assert_outcome(&got, &want, &format!("engine version {number}, {workers} workers, {partitions} partitions, batch {batch}"))?;
+        }
+        prop_assert!(shut_down(engine), "the engine did not shut down");
+    }
+}
+
+/// Regression: `Engine::shutdown` with a version following the log hung forever
+/// (timely steps a worker's dataflows until they complete after its closure
+/// returns, and a following source never does), so `kappa run` / `kappa serve`
+/// ignored SIGTERM.
+#[test]
+fn engine_shutdown_with_a_following_version_returns() {
+    let pipeline = shipped("wordcount.sql");
+    for workers in [1, 2] {
+        let log = memlog(&pipeline.topics, 3);
+        let engine = engine(workers, log.clone());
+        let store = engine.deploy(
+            version(&pipeline.plan, 1),
+            &pipeline.plan,
+            config(workers, 8, false, false).source,
+            false,
+        );
+        append(
+            log.as_ref(),
+            &[("lines".into(), 2, r#"{"line":"a b a"}"#.into())],
+        );
+        wait_caught_up(&store, &BTreeMap::from([(("lines".into(), 2), 1)])).unwrap();
+        assert!(shut_down(engine), "shutdown with {workers} workers");
+    }
+}

@@ -141,7 +141,15 @@ impl Engine {
                                 version.control.set_throttled(throttled);
                             }
                         }
-                        Command::Shutdown => return Ok(()),
+                        Command::Shutdown => {
+                            // Following sources never complete, and timely keeps
+                            // stepping a worker's dataflows after this closure
+                            // returns: drop them first.
+                            for version in installed.values() {
+                                worker.drop_dataflow(version.dataflow);
+                            }
+                            return Ok(());
+                        }
                     }
                 }
                 worker.step_or_park(Some(Duration::from_millis(10)));
