@@ -20,6 +20,17 @@ use kappa_log::{Log, LogError, NewRecord};
 /// Most records read back per call when opening a topic.
 const READ_BATCH: usize = 4096;
 
+/// One change of a row, as written to a changelog topic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// The row, as canonical JSON object text.
+    pub row: String,
+    /// Its multiplicity change.
+    pub diff: i64,
+    /// The logical time (frontier) at which it was applied.
+    pub time: u64,
+}
+
 /// A changelog topic and the state it encodes.
 #[derive(Debug)]
 pub struct TopicSink {
@@ -87,12 +98,11 @@ impl TopicSink {
         &self.columns
     }
 
-    /// Appends changes `(row object text, diff)` durably, then records them.
+    /// Appends changes durably, in one batch (one fsync), then records them.
     pub fn append(
         &mut self,
         log: &dyn Log,
-        changes: Vec<(String, i64)>,
-        time: u64,
+        changes: Vec<Change>,
         version: u64,
     ) -> Result<(), LogError> {
         if changes.is_empty() {
@@ -101,7 +111,7 @@ impl TopicSink {
         let now = now_ms() as i64;
         let records: Vec<NewRecord> = changes
             .iter()
-            .map(|(row, diff)| {
+            .map(|Change { row, diff, time }| {
                 // The row text is already a JSON object; splice it in without re-parsing.
                 let record =
                     format!(r#"{{"row":{row},"diff":{diff},"time":{time},"version":{version}}}"#);
@@ -109,8 +119,8 @@ impl TopicSink {
             })
             .collect();
         log.append(&self.topic, 0, &records)?;
-        for (row, diff) in changes {
-            add(&mut self.state, row, diff);
+        for change in changes {
+            add(&mut self.state, change.row, change.diff);
         }
         Ok(())
     }
@@ -127,16 +137,24 @@ impl TopicSink {
         for (row, n) in &self.state {
             let wanted = target.get(row).copied().unwrap_or(0);
             if wanted != *n {
-                changes.push((row.clone(), wanted - n));
+                changes.push(Change {
+                    row: row.clone(),
+                    diff: wanted - n,
+                    time,
+                });
             }
         }
         for (row, n) in target {
             if !self.state.contains_key(row) {
-                changes.push((row.clone(), *n));
+                changes.push(Change {
+                    row: row.clone(),
+                    diff: *n,
+                    time,
+                });
             }
         }
         let count = changes.len();
-        self.append(log, changes, time, version)?;
+        self.append(log, changes, version)?;
         Ok(count)
     }
 }
@@ -172,13 +190,13 @@ mod tests {
         let log = MemLog::new();
         let columns = vec!["k".to_string()];
         let mut sink = TopicSink::open(&log, "p.v".into(), columns.clone()).unwrap();
-        sink.append(
-            &log,
-            vec![(r#"{"k":1}"#.into(), 1), (r#"{"k":2}"#.into(), 1)],
-            1,
-            1,
-        )
-        .unwrap();
+        let change = |row: &str| Change {
+            row: row.into(),
+            diff: 1,
+            time: 1,
+        };
+        sink.append(&log, vec![change(r#"{"k":1}"#), change(r#"{"k":2}"#)], 1)
+            .unwrap();
         let target = BTreeMap::from([(r#"{"k":2}"#.to_string(), 1), (r#"{"k":3}"#.to_string(), 2)]);
         assert_eq!(sink.reconcile(&log, &target, 2, 2).unwrap(), 2);
         let reopened = TopicSink::open(&log, "p.v".into(), columns).unwrap();

@@ -21,7 +21,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::catalog::{catalog_path, Catalog, Transition, VersionRecord};
-use crate::changelog::{change_key, view_state, TopicSink};
+use crate::changelog::{change_key, view_state, Change, TopicSink};
 use crate::diff::{diff_view, Side, ViewDiff};
 use crate::error::{ControllerError, LookupError};
 use crate::registry::{Registry, Version};
@@ -489,44 +489,42 @@ impl Controller {
             return Ok(());
         }
         let main = inner.main.entry(id.pipeline.clone()).or_default();
-        for batch in batches {
-            let keyed: Vec<(usize, String, i64)> = batch
-                .changes
-                .iter()
-                .map(|(view, row, diff)| {
-                    (
-                        *view,
-                        change_key(running.sinks[*view].columns(), row),
-                        *diff,
-                    )
-                })
-                .collect();
-            if running.sinks_seq.is_some_and(|seq| batch.seq > seq) {
-                for (view, sink) in running.sinks.iter_mut().enumerate() {
-                    let changes = keyed
-                        .iter()
-                        .filter(|c| c.0 == view)
-                        .map(|c| (c.1.clone(), c.2))
-                        .collect();
-                    sink.append(self.log.as_ref(), changes, batch.frontier, id.version)?;
+        let views = running.plan.views.len();
+        // Gather every pending batch first, so each topic gets one append (one fsync).
+        let mut own: Vec<Vec<Change>> = vec![Vec::new(); views];
+        let mut followed: Vec<Vec<Change>> = vec![Vec::new(); views];
+        let following = main.followed.filter(|(version, _)| *version == id.version);
+        for batch in &batches {
+            let to_own = running.sinks_seq.is_some_and(|seq| batch.seq > seq);
+            let to_main = following.is_some_and(|(_, seq)| batch.seq > seq);
+            for (view, row, diff) in &batch.changes {
+                let change = Change {
+                    row: change_key(running.sinks[*view].columns(), row),
+                    diff: *diff,
+                    time: batch.frontier,
+                };
+                if to_main {
+                    followed[*view].push(change.clone());
                 }
-                running.sinks_seq = Some(batch.seq);
-            }
-            if let Some((version, seq)) = main.followed {
-                if version == id.version && batch.seq > seq {
-                    for (view, def) in running.plan.views.iter().enumerate() {
-                        if let Some(sink) = main.sinks.get_mut(&def.name) {
-                            let changes = keyed
-                                .iter()
-                                .filter(|c| c.0 == view)
-                                .map(|c| (c.1.clone(), c.2))
-                                .collect();
-                            sink.append(self.log.as_ref(), changes, batch.frontier, id.version)?;
-                        }
-                    }
-                    main.followed = Some((version, batch.seq));
+                if to_own {
+                    own[*view].push(change);
                 }
             }
+        }
+        let last = batches.last().expect("at least one batch").seq;
+        if running.sinks_seq.is_some() {
+            for (sink, changes) in running.sinks.iter_mut().zip(own) {
+                sink.append(self.log.as_ref(), changes, id.version)?;
+            }
+            running.sinks_seq = Some(last);
+        }
+        if following.is_some() {
+            for (def, changes) in running.plan.views.iter().zip(followed) {
+                if let Some(sink) = main.sinks.get_mut(&def.name) {
+                    sink.append(self.log.as_ref(), changes, id.version)?;
+                }
+            }
+            main.followed = Some((id.version, last));
         }
         Ok(())
     }
