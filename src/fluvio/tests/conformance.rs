@@ -161,3 +161,24 @@ fn fluvio_replay_with_small_fetch_repairs_gaps() {
     eprintln!("replay of {} records: {stats:?}", 2 * n);
     assert!(stats.records_read >= 2 * n as u64);
 }
+
+/// Runs without a cluster: nothing listens on port 1, so connecting fails, within the
+/// connect timeout, with the typed transient error.
+#[test]
+fn unreachable_cluster_is_a_typed_transient_error() {
+    let mut options = FluvioOptions::endpoint("127.0.0.1:1");
+    options.connect_timeout = Duration::from_secs(1);
+    let started = std::time::Instant::now();
+    let error = FluvioLog::connect(options)
+        .err()
+        .expect("nothing listens on port 1");
+    assert!(
+        matches!(&error, kappa_log::LogError::Unreachable { endpoint, .. } if endpoint == "127.0.0.1:1"),
+        "{error}"
+    );
+    assert!(error.is_transient());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "gave up in time"
+    );
+}
