@@ -83,6 +83,22 @@ pub fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
         let log: Arc<dyn Log> = Arc::new(open_reader(ctx)?);
         let engine = Engine::start(communication, log)?;
         eprintln!("kappa: process {process} joined the cluster");
+        // Probes reach followers too: they answer /healthz and /readyz on --listen.
+        let listen = args.listen;
+        std::thread::Builder::new()
+            .name("kappa-health".into())
+            .spawn(move || {
+                let served = runtime().and_then(|rt| {
+                    rt.block_on(async {
+                        let listener = tokio::net::TcpListener::bind(listen).await?;
+                        kappa_serve::serve_health(listener).await?;
+                        anyhow::Ok(())
+                    })
+                });
+                if let Err(error) = served {
+                    tracing::warn!(%error, "follower health endpoint failed");
+                }
+            })?;
         engine.join()?;
         return Ok(());
     }

@@ -94,6 +94,18 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Serves only `/healthz` and `/readyz` (both 200) on `listener`: what a follower
+/// process of a cluster, which holds no views, answers to Kubernetes probes.
+pub async fn serve_health(listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    let ok = || async { Json(serde_json::json!({ "status": "ok" })) };
+    let router = Router::new()
+        .route("/healthz", get(ok))
+        .route("/readyz", get(ok))
+        .fallback(|| async { ApiError::not_found("no_route", "a follower serves only health") })
+        .layer(axum::middleware::map_response(error::json_errors));
+    axum::serve(listener, router).await
+}
+
 /// Serves the API on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
