@@ -97,12 +97,19 @@ fn dashboard_queries_use_cataloged_metrics() {
     let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
     let mut exprs = Vec::new();
     collect_exprs(&dashboard, &mut exprs);
-    assert!(exprs.len() >= 8, "the dashboard has {} queries", exprs.len());
+    assert!(
+        exprs.len() >= 8,
+        "the dashboard has {} queries",
+        exprs.len()
+    );
     for expr in &exprs {
         let names = metric_names(expr);
         assert!(!names.is_empty(), "query uses no kappa metric: {expr}");
         for name in names {
-            assert!(known.contains(&name), "dashboard query uses unknown `{name}`: {expr}");
+            assert!(
+                known.contains(&name),
+                "dashboard query uses unknown `{name}`: {expr}"
+            );
         }
     }
 }

@@ -143,7 +143,10 @@ fn health_admin_token_limits_and_sigterm() {
         let (_, status) = send(http.get(format!("{base}/v1/status")));
         status["pipelines"][0]["versions"]
             .as_array()
-            .is_some_and(|vs| vs.iter().any(|v| v["version"] == 2 && v["caught_up"] == true))
+            .is_some_and(|vs| {
+                vs.iter()
+                    .any(|v| v["version"] == 2 && v["caught_up"] == true)
+            })
     });
     let (status, body) = send(
         http.get(format!("{base}/v1/pipelines/wordcount/diff?old=1&new=2"))

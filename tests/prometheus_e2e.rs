@@ -41,9 +41,12 @@ fn prometheus_binary() -> Option<PathBuf> {
             .status()
             .is_ok_and(|s| s.success())
     };
-    [PathBuf::from("/usr/bin/prometheus"), PathBuf::from("prometheus")]
-        .into_iter()
-        .find(|p| ok(p))
+    [
+        PathBuf::from("/usr/bin/prometheus"),
+        PathBuf::from("prometheus"),
+    ]
+    .into_iter()
+    .find(|p| ok(p))
 }
 
 fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
@@ -59,13 +62,15 @@ fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<
 
 /// The instant-vector result of a PromQL query, as (labels, value) pairs.
 fn query(prometheus: &str, promql: &str) -> Vec<(Value, f64)> {
-    let response: Value =
-        match reqwest::blocking::get(format!("{prometheus}/api/v1/query?query={}", encode(promql)))
-            .and_then(|r| r.json())
-        {
-            Ok(v) => v,
-            Err(_) => return Vec::new(),
-        };
+    let response: Value = match reqwest::blocking::get(format!(
+        "{prometheus}/api/v1/query?query={}",
+        encode(promql)
+    ))
+    .and_then(|r| r.json())
+    {
+        Ok(v) => v,
+        Err(_) => return Vec::new(),
+    };
     assert_eq!(response["status"], "success", "{promql}: {response}");
     response["data"]["result"]
         .as_array()
@@ -194,7 +199,11 @@ fn prometheus_scrapes_kappa_and_sees_the_pipeline_move() {
         sum(&prom, r#"kappa_source_lag_records{pipeline="wordcount"}"#).filter(|v| *v == 0.0)
     });
     wait_for("freshness to be recorded", Duration::from_secs(30), || {
-        sum(&prom, r#"kappa_freshness_seconds_count{pipeline="wordcount"}"#).filter(|v| *v > 0.0)
+        sum(
+            &prom,
+            r#"kappa_freshness_seconds_count{pipeline="wordcount"}"#,
+        )
+        .filter(|v| *v > 0.0)
     });
     let p99 = wait_for("a freshness quantile", Duration::from_secs(30), || {
         sum(
@@ -232,13 +241,17 @@ fn prometheus_scrapes_kappa_and_sees_the_pipeline_move() {
         .text()
         .unwrap();
     let promtool = prometheus.with_file_name("promtool");
-    let mut lint = Command::new(if promtool.is_absolute() { promtool } else { "promtool".into() })
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut lint = Command::new(if promtool.is_absolute() {
+        promtool
+    } else {
+        "promtool".into()
+    })
+    .args(["check", "metrics"])
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     std::io::Write::write_all(&mut lint.stdin.take().unwrap(), exposition.as_bytes()).unwrap();
     let linted = lint.wait_with_output().unwrap();
     assert!(

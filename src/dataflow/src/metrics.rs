@@ -198,16 +198,17 @@ struct Scraped {
 
 impl Scraped {
     fn new() -> Self {
-        let (counters, gauges) = CATALOG
-            .iter()
-            .fold((Vec::new(), Vec::new()), |(mut c, mut g), spec| {
-                match spec.kind {
-                    Kind::Counter => c.push((*spec, spec.counter_vec())),
-                    Kind::Gauge => g.push((*spec, spec.gauge_vec())),
-                    Kind::Histogram => {}
-                }
-                (c, g)
-            });
+        let (counters, gauges) =
+            CATALOG
+                .iter()
+                .fold((Vec::new(), Vec::new()), |(mut c, mut g), spec| {
+                    match spec.kind {
+                        Kind::Counter => c.push((*spec, spec.counter_vec())),
+                        Kind::Gauge => g.push((*spec, spec.gauge_vec())),
+                        Kind::Histogram => {}
+                    }
+                    (c, g)
+                });
         Scraped { counters, gauges }
     }
 

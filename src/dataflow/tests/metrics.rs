@@ -99,6 +99,9 @@ fn source_series_follow_the_log_and_vanish_on_retire() {
 
     engine.retire(&id);
     let text = scrape(&registry);
-    assert!(!text.contains(r#"version="1""#), "retired series remain:\n{text}");
+    assert!(
+        !text.contains(r#"version="1""#),
+        "retired series remain:\n{text}"
+    );
     engine.shutdown().unwrap();
 }

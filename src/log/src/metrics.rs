@@ -45,8 +45,8 @@ pub struct MetricSpec {
 
 /// Latency buckets for fast operations (fsync, appends, applying a batch): 50 µs to 10 s.
 pub const FAST_BUCKETS: &[f64] = &[
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-    1.0, 2.5, 10.0,
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 10.0,
 ];
 
 impl MetricSpec {
@@ -187,14 +187,20 @@ impl LogMetrics {
         self.appended_records
             .with_label_values(&[topic])
             .inc_by(records);
-        self.appended_bytes.with_label_values(&[topic]).inc_by(bytes);
-        self.append_seconds.with_label_values::<&str>(&[]).observe(seconds);
+        self.appended_bytes
+            .with_label_values(&[topic])
+            .inc_by(bytes);
+        self.append_seconds
+            .with_label_values::<&str>(&[])
+            .observe(seconds);
     }
 
     /// Records one fsync.
     pub(crate) fn fsynced(&self, seconds: f64) {
         self.fsyncs.with_label_values::<&str>(&[]).inc();
-        self.fsync_seconds.with_label_values::<&str>(&[]).observe(seconds);
+        self.fsync_seconds
+            .with_label_values::<&str>(&[])
+            .observe(seconds);
     }
 }
 

@@ -9,8 +9,8 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use super::frame;
@@ -159,7 +159,12 @@ impl Partition {
         drop(w);
         let range = result?;
         if let Some(metrics) = self.metrics.get() {
-            metrics.appended(&self.topic, range.len(), bytes, started.elapsed().as_secs_f64());
+            metrics.appended(
+                &self.topic,
+                range.len(),
+                bytes,
+                started.elapsed().as_secs_f64(),
+            );
         }
         self.watch.advance(range.end);
         Ok(range)
