@@ -27,6 +27,9 @@
 //! cargo run --release -p kappa-bench --bin clickstream_bench -- --quick  # 200k, for iterating
 //! options: --events N[,N..]  --latency-secs S  --alloc-compare  --no-latency
 //! ```
+//! One case by hand, e.g. under `perf record`:
+//! `clickstream_bench --case load --events 1000000 --dir /tmp/clicks`, then
+//! `KAPPA_BENCH_ALLOC=mimalloc clickstream_bench --case kappa --workers 1 --dir /tmp/clicks`.
 //! `KAPPA_BENCH_DIR` chooses the disk (default the system temp dir).
 
 use std::collections::BTreeMap;
@@ -84,6 +87,12 @@ fn main() -> Result<(), Error> {
         let workers = value("--workers").map_or(Ok(1), |w| w.parse())?;
         let result = match case.as_str() {
             "baseline" => run_baseline(&dir)?,
+            // Leaves a loaded log behind, for profiling one case by hand.
+            "load" => {
+                let events = value("--events").ok_or("--events is required")?.parse()?;
+                load_log(&dir, events, SEED)?;
+                CaseResult::default()
+            }
             "kappa" => run_kappa(&dir, workers)?,
             "latency" => run_latency(
                 &dir,
@@ -94,9 +103,8 @@ fn main() -> Result<(), Error> {
             other => return Err(format!("unknown case {other}").into()),
         };
         println!("RESULT {}", serde_json::to_string(&result)?);
-        // Exit at once: a live pipeline cannot be shut down yet (timely's `execute`
-        // steps a worker until its dataflows complete, which a following source never
-        // does), so the latency case leaves it running.
+        // Exit at once: the latency case leaves its live pipeline running rather than
+        // timing its shutdown.
         use std::io::Write;
         std::io::stdout().flush()?;
         std::process::exit(0);
@@ -252,6 +260,7 @@ fn run_kappa(dir: &Path, workers: usize) -> Result<CaseResult, Error> {
     let mut config = RunConfig::threads(workers);
     config.source.bounded = true;
     config.write_outputs = false;
+    tune_source(&mut config.source)?;
     let running = start(plan, log.clone(), config)?;
     let store = running.store().clone();
     running.join()?;
@@ -264,6 +273,21 @@ fn run_kappa(dir: &Path, workers: usize) -> Result<CaseResult, Error> {
         latency: None,
     })
 }
+
+/// Overrides of the source's defaults, for exploring them:
+/// `KAPPA_BENCH_BATCH_RECORDS` and `KAPPA_BENCH_IN_FLIGHT`.
+fn tune_source(source: &mut kappa_dataflow::source::SourceConfig) -> Result<(), Error> {
+    if let Ok(n) = std::env::var("KAPPA_BENCH_BATCH_RECORDS") {
+        source.max_batch_records = n.parse()?;
+    }
+    if let Ok(n) = std::env::var("KAPPA_BENCH_IN_FLIGHT") {
+        source.max_batches_in_flight = n.parse()?;
+    }
+    Ok(())
+}
+
+/// When, and up to which offset of each partition: an append, or a view change seen.
+type Observation = (Instant, Vec<u64>);
 
 /// Each partition's next offset reflected in the store.
 fn visible_offsets(store: &ViewStore) -> Vec<u64> {
@@ -290,6 +314,7 @@ fn run_latency(dir: &Path, workers: usize, rate: f64, secs: f64) -> Result<CaseR
     log.create_topic(TOPIC, PARTITIONS)?;
     let mut config = RunConfig::threads(workers);
     config.write_outputs = false;
+    tune_source(&mut config.source)?;
     let running = start(plan()?, log.clone(), config)?;
     let store = running.store().clone();
     let (_, mut changes) = store.subscribe(|_| ());
@@ -299,7 +324,7 @@ fn run_latency(dir: &Path, workers: usize, rate: f64, secs: f64) -> Result<CaseR
     // append started and the offsets it reached.
     let producer = {
         let (log, done) = (log.clone(), done.clone());
-        std::thread::spawn(move || -> Result<(Vec<(Instant, Vec<u64>)>, f64), String> {
+        std::thread::spawn(move || -> Result<(Vec<Observation>, f64), String> {
             let mut appends = Vec::new();
             let mut ends = vec![0u64; PARTITIONS as usize];
             let started = Instant::now();
@@ -328,7 +353,7 @@ fn run_latency(dir: &Path, workers: usize, rate: f64, secs: f64) -> Result<CaseR
     // The subscriber: when a batch of changes is applied, note the time and how far
     // each partition is reflected. Reading the offsets after receiving can only see
     // more applied, so a latency is never under-stated.
-    let mut seen: Vec<(Instant, Vec<u64>)> = Vec::new();
+    let mut seen: Vec<Observation> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs_f64(secs * 3.0 + 30.0);
     loop {
         match changes.try_recv() {
