@@ -103,8 +103,21 @@ fn consume(
     while left > 0 {
         let mut printed = 0;
         for (i, &p) in partitions.iter().enumerate() {
-            if left > 0 && positions[i] <= log.end_offset(&args.topic, p)? {
-                printed += print_available(log, &args.topic, p, &mut positions[i], &mut left, out)?;
+            let step = log
+                .end_offset(&args.topic, p)
+                .map_err(anyhow::Error::from)
+                .and_then(|end| match left > 0 && positions[i] <= end {
+                    true => print_available(log, &args.topic, p, &mut positions[i], &mut left, out),
+                    false => Ok(0),
+                });
+            match step {
+                Ok(n) => printed += n,
+                // A remote log's cluster or partition may be down for a while: keep following.
+                Err(e) if is_transient(&e) => {
+                    eprintln!("kappa: {e:#}; retrying");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                Err(e) => return Err(e),
             }
         }
         if printed > 0 || left == 0 {
@@ -125,6 +138,11 @@ fn consume(
         let _ = rx.recv_timeout(Duration::from_secs(1));
     }
     Ok(())
+}
+
+fn is_transient(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<kappa_log::LogError>()
+        .is_some_and(kappa_log::LogError::is_transient)
 }
 
 /// Prints what one read returns from `position`, advancing it; returns how many.
