@@ -5,7 +5,8 @@
 //!   of integer diffs per row ([`Accums`]) summed by `count_total`: work is
 //!   proportional to the changes, never to the size of a group, and rows of a batch
 //!   are pre-aggregated by the arrangement's consolidation;
-//! - `DISTINCT` aggregates first make `(key, value)` distinct, then accumulate;
+//! - `DISTINCT` aggregates first make `(key, value)` distinct, then accumulate into
+//!   the same vector (so `COUNT(DISTINCT x)` needs no per-key merge);
 //! - `MIN`/`MAX` use `reduce` over `(key, value)`.
 //!
 //! With more than one part, the parts' values are assembled per key by one small
@@ -196,11 +197,13 @@ pub(super) fn reduce<'s>(
         })
         .collect();
 
+    // `DISTINCT` aggregates accumulate too, from their own distinct `(key, value)`
+    // collections, into the same vector: one `count_total`, no per-key merge.
     let accumulable: Vec<usize> = (0..aggregates.len())
-        .filter(|i| strategy(&aggregates[*i]) == Strategy::Accumulable)
+        .filter(|i| strategy(&aggregates[*i]) != Strategy::MinMax)
         .collect();
     let others: Vec<usize> = (0..aggregates.len())
-        .filter(|i| strategy(&aggregates[*i]) != Strategy::Accumulable)
+        .filter(|i| strategy(&aggregates[*i]) == Strategy::MinMax)
         .collect();
     // The accumulable part also witnesses that a group exists; it is needed unless
     // every other part is sure to have a value for every group.
@@ -216,7 +219,8 @@ pub(super) fn reduce<'s>(
             .collect();
         // A row count needs no accumulator vector: `isize` diffs, no allocation.
         let counts_only = specs.iter().all(|(i, func, _)| {
-            *func == AggFunc::CountStar || (*func == AggFunc::Count && !arg_nullable[*i])
+            !aggregates[*i].distinct
+                && (*func == AggFunc::CountStar || (*func == AggFunc::Count && !arg_nullable[*i]))
         });
         let counted = if counts_only {
             projected
@@ -228,26 +232,54 @@ pub(super) fn reduce<'s>(
                 .count_total()
                 .map(|(key, n): (HashedRow, Diff)| (key, Accums(vec![n as i128])))
         } else {
-            projected
-                .clone()
-                .explode({
-                    let specs = specs.clone();
-                    move |mut row: Row| {
-                        let mut acc = Vec::with_capacity(1 + 2 * specs.len());
-                        acc.push(1i128);
-                        for (i, func, ty) in &specs {
-                            let v = &row[width + i];
-                            match func {
-                                AggFunc::CountStar => acc.extend([1, 0]),
-                                _ if v.is_null() => acc.extend([0, 0]),
-                                _ => acc.extend([1, accumulate(*func, *ty, v)]),
-                            }
+            let distinct: Vec<bool> = specs
+                .iter()
+                .map(|(i, _, _)| aggregates[*i].distinct)
+                .collect();
+            let plain = projected.clone().explode({
+                let (specs, distinct) = (specs.clone(), distinct.clone());
+                move |mut row: Row| {
+                    let mut acc = Vec::with_capacity(1 + 2 * specs.len());
+                    acc.push(1i128);
+                    for ((i, func, ty), distinct) in specs.iter().zip(&distinct) {
+                        let v = &row[width + i];
+                        match func {
+                            _ if *distinct => acc.extend([0, 0]),
+                            AggFunc::CountStar => acc.extend([1, 0]),
+                            _ if v.is_null() => acc.extend([0, 0]),
+                            _ => acc.extend([1, accumulate(*func, *ty, v)]),
                         }
-                        row.truncate(width);
-                        Some((HashedRow::new(row), Accums(acc)))
                     }
-                })
-                .count_total()
+                    row.truncate(width);
+                    Some((HashedRow::new(row), Accums(acc)))
+                }
+            });
+            let mut inputs = vec![plain];
+            for (slot, (i, func, ty)) in specs.iter().copied().enumerate() {
+                if !distinct[slot] {
+                    continue;
+                }
+                let slots = specs.len();
+                inputs.push(
+                    projected
+                        .clone()
+                        .flat_map(move |mut row: Row| {
+                            let v = row[width + i].clone();
+                            row.truncate(width);
+                            (!v.is_null()).then(|| (HashedRow::new(row), v))
+                        })
+                        .distinct_total()
+                        .explode(move |(key, v): (HashedRow, Value)| {
+                            let mut acc = vec![0i128; 1 + 2 * slots];
+                            acc[1 + 2 * slot] = 1;
+                            if func != AggFunc::Count {
+                                acc[2 + 2 * slot] = accumulate(func, ty, &v);
+                            }
+                            Some((key, Accums(acc)))
+                        }),
+                );
+            }
+            differential_dataflow::collection::concatenate(scope, inputs).count_total()
         };
         parts.push(counted.map(move |(key, acc): (HashedRow, Accums)| {
             let values = specs
@@ -270,28 +302,13 @@ pub(super) fn reduce<'s>(
     }
     for &i in &others {
         let aggregate = &aggregates[i];
-        let (func, ty) = (aggregate.func, result_types[i]);
+        let func = aggregate.func;
         let values = projected.clone().flat_map(move |mut row: Row| {
             let v = row[width + i].clone();
             row.truncate(width);
             (!v.is_null()).then(|| (HashedRow::new(row), v))
         });
         let part = match strategy(aggregate) {
-            Strategy::Distinct => values
-                .distinct_total()
-                .explode(move |(key, v): (HashedRow, Value)| {
-                    let sum = if func == AggFunc::Count {
-                        0
-                    } else {
-                        accumulate(func, ty, &v)
-                    };
-                    Some((key, Accums(vec![1, sum])))
-                })
-                .count_total()
-                .map(move |(key, acc): (HashedRow, Accums)| {
-                    let count = i64::try_from(acc.0[0]).unwrap_or(i64::MAX);
-                    (key, vec![(i, finish(func, ty, acc.0[1], count))])
-                }),
             Strategy::MinMax => values
                 .reduce(
                     move |_key, vals: &[(&Value, Diff)], out: &mut Vec<(Value, Diff)>| {
@@ -307,7 +324,9 @@ pub(super) fn reduce<'s>(
                     },
                 )
                 .map(move |(key, v)| (key, vec![(i, v)])),
-            Strategy::Accumulable => unreachable!("accumulable aggregates are rendered above"),
+            Strategy::Accumulable | Strategy::Distinct => {
+                unreachable!("accumulable and distinct aggregates are rendered above")
+            }
         };
         parts.push(part);
     }
