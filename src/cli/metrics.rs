@@ -96,10 +96,12 @@ pub fn catalog_json() -> String {
 /// (the controller restores versions as it opens).
 pub fn register_engine(
     registry: &Registry,
-    log: &EmbeddedLog,
+    log: Option<&EmbeddedLog>,
     engine: &Engine,
 ) -> prometheus::Result<()> {
-    log.register_metrics(registry)?;
+    if let Some(log) = log {
+        log.register_metrics(registry)?;
+    }
     engine.register_metrics(registry)
 }
 

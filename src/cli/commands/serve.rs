@@ -18,11 +18,12 @@ use anyhow::Context as _;
 use clap::Args;
 use kappa_controller::{Controller, ControllerConfig, Registry};
 use kappa_dataflow::Engine;
-use kappa_log::{Durability, Log};
+use kappa_log::{Durability, EmbeddedLog, Log};
 use kappa_serve::AppState;
 
+use super::backend::{open_fluvio, open_log, Access, LogBackend};
+use super::open_writer;
 use super::run::{cluster, runtime, shutdown_signal};
-use super::{open_reader, open_writer};
 use crate::Context;
 
 /// How long open HTTP connections may take to finish after SIGTERM.
@@ -80,7 +81,7 @@ pub fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
     }
     if process != 0 {
         // A follower: its workers run whatever process 0 sequences to them.
-        let log: Arc<dyn Log> = Arc::new(open_reader(ctx)?);
+        let log = open_log(ctx, Access::Read)?;
         let engine = Engine::start(communication, log)?;
         eprintln!("kappa: process {process} joined the cluster");
         // Probes reach followers too: they answer /healthz and /readyz on --listen.
@@ -102,11 +103,18 @@ pub fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
         engine.join()?;
         return Ok(());
     }
-    let embedded = Arc::new(open_writer(ctx, Durability::PerBatch)?);
-    let log: Arc<dyn Log> = embedded.clone();
+    // The embedded log is also where the API address is recorded (for `kappa
+    // produce`) and has its own metrics; a Fluvio log is only a `Log`.
+    let (log, embedded): (Arc<dyn Log>, Option<Arc<EmbeddedLog>>) = match ctx.log {
+        LogBackend::Embedded => {
+            let embedded = Arc::new(open_writer(ctx, Durability::PerBatch)?);
+            (embedded.clone(), Some(embedded))
+        }
+        LogBackend::Fluvio => (Arc::new(open_fluvio(ctx)?), None),
+    };
     let engine = Arc::new(Engine::start(communication, log.clone())?);
     let metrics_registry = prometheus::Registry::new();
-    crate::metrics::register_engine(&metrics_registry, &embedded, &engine)?;
+    crate::metrics::register_engine(&metrics_registry, embedded.as_deref(), &engine)?;
     let registry = Arc::new(Registry::new());
     let config = ControllerConfig {
         lag_bound: args.lag_bound,
@@ -143,8 +151,10 @@ pub fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let address = listener.local_addr()?;
-        if let Err(error) = embedded.record_http_addr(&address.to_string()) {
-            tracing::warn!(%error, "cannot record the API address in the lock file");
+        if let Some(embedded) = &embedded {
+            if let Err(error) = embedded.record_http_addr(&address.to_string()) {
+                tracing::warn!(%error, "cannot record the API address in the lock file");
+            }
         }
         eprintln!("kappa: serving on http://{address} (GET /v1/status)");
         // Intake stops at the signal; open connections (live subscriptions never end
