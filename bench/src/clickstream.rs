@@ -154,3 +154,26 @@ pub fn peak_rss_bytes() -> u64 {
         })
         .map_or(0, |kb| kb * 1024)
 }
+
+/// Each partition of [`TOPIC`]'s next offset reflected in `store` (0 where none yet).
+pub fn visible_offsets(store: &kappa_dataflow::ViewStore) -> Vec<u64> {
+    store.read(|s| {
+        (0..PARTITIONS)
+            .map(|p| {
+                s.offsets
+                    .get(&(TOPIC.to_string(), p))
+                    .map_or(0, |o| o.next_offset)
+            })
+            .collect()
+    })
+}
+
+/// Each partition of [`TOPIC`]'s end offset in `log`.
+pub fn end_offsets(log: &dyn Log) -> Result<Vec<u64>, LogError> {
+    (0..PARTITIONS).map(|p| log.end_offset(TOPIC, p)).collect()
+}
+
+/// Whether offsets `seen` reach `ends` in every partition.
+pub fn covers(seen: &[u64], ends: &[u64]) -> bool {
+    seen.iter().zip(ends).all(|(s, e)| s >= e)
+}
