@@ -40,10 +40,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kappa_bench::clickstream::{
-    cpu_seconds, load_log, log_options, peak_rss_bytes, record, Answers, PARTITIONS, TOPIC,
+    covers, cpu_seconds, load_log, log_options, peak_rss_bytes, record, visible_offsets, Answers,
+    PARTITIONS, TOPIC,
 };
 use kappa_bench::{baseline, Scratch};
-use kappa_dataflow::{start, RunConfig, ViewStore};
+use kappa_dataflow::{start, RunConfig};
 use kappa_log::{EmbeddedLog, Log, NewRecord};
 use serde::{Deserialize, Serialize};
 
@@ -289,19 +290,6 @@ fn tune_source(source: &mut kappa_dataflow::source::SourceConfig) -> Result<(), 
 /// When, and up to which offset of each partition: an append, or a view change seen.
 type Observation = (Instant, Vec<u64>);
 
-/// Each partition's next offset reflected in the store.
-fn visible_offsets(store: &ViewStore) -> Vec<u64> {
-    store.read(|s| {
-        (0..PARTITIONS)
-            .map(|p| {
-                s.offsets
-                    .get(&(TOPIC.to_string(), p))
-                    .map_or(0, |o| o.next_offset)
-            })
-            .collect()
-    })
-}
-
 /// Appends at `rate` events/s for `secs` to a live pipeline and measures how long
 /// each append takes to become visible. The events are generated before the clock
 /// starts (at most 3M of them: a high rate shortens the run).
@@ -369,7 +357,6 @@ fn run_latency(dir: &Path, workers: usize, rate: f64, secs: f64) -> Result<CaseR
     }
     let (appends, achieved) = producer.join().map_err(|_| "producer panicked")??;
     let target = appends.last().map(|(_, e)| e.clone()).unwrap_or_default();
-    let covers = |seen: &[u64], ends: &[u64]| seen.iter().zip(ends).all(|(s, e)| s >= e);
     while !covers(&visible_offsets(&store), &target) && Instant::now() < deadline {
         match changes.try_recv() {
             Ok(_) => seen.push((Instant::now(), visible_offsets(&store))),
