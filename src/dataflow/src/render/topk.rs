@@ -24,7 +24,19 @@ pub(super) fn top_k<'s>(
         .reduce(
             move |_group, rows: &[(&Row, Diff)], out: &mut Vec<(Row, Diff)>| {
                 let mut sorted: Vec<(&Row, Diff)> = rows.iter().map(|(r, n)| (*r, *n)).collect();
-                sorted.sort_by(|a, b| compare_rows(&order_by, a.0, b.0));
+                let order = |a: &(&Row, Diff), b: &(&Row, Diff)| compare_rows(&order_by, a.0, b.0);
+                // Every distinct row counts at least once, so the first `offset + limit`
+                // distinct rows are all that can be kept: select them in linear time and
+                // sort only those (a large group changes at every batch).
+                let needed = offset.saturating_add(limit).min(sorted.len() as u64) as usize;
+                if needed == 0 {
+                    return;
+                }
+                if needed < sorted.len() {
+                    sorted.select_nth_unstable_by(needed - 1, order);
+                    sorted.truncate(needed);
+                }
+                sorted.sort_by(order);
                 let (mut skip, mut take) = (offset as i64, limit as i64);
                 let mut rank = 0i64;
                 for (row, count) in sorted {
