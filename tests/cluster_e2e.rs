@@ -2,6 +2,10 @@
 //! one dataflow (partitions spread over the workers of both) and compute the same
 //! views as a single process over the same log.
 
+mod support;
+
+use support::free_port;
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
@@ -12,14 +16,6 @@ fn kappa(data: &Path) -> Command {
     let mut command = Command::new(KAPPA);
     command.arg("--data-dir").arg(data);
     command
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The printed views, without timely's connection chatter.

@@ -2,6 +2,10 @@
 //! size bounds, and graceful shutdown on SIGTERM (exit 0 within a few seconds, even
 //! with a live subscription open).
 
+mod support;
+
+use support::{free_port, wait_until};
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -10,14 +14,6 @@ use serde_json::{json, Value};
 
 const KAPPA: &str = env!("CARGO_BIN_EXE_kappa");
 const TOKEN: &str = "s3cret-token";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Kills and reaps the server if a test fails before it stops it.
 struct Server {
@@ -31,14 +27,6 @@ impl Drop for Server {
             let _ = child.kill();
             let _ = child.wait();
         }
-    }
-}
-
-fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -6,6 +6,10 @@
 //! Skipped, saying so, when `/usr/bin/prometheus` (or `prometheus` on `PATH`) is not
 //! installed; `.ci/run` installs it (`apt-get install prometheus`).
 
+mod support;
+
+use support::free_port;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,14 +17,6 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 const KAPPA: &str = env!("CARGO_BIN_EXE_kappa");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Kills and reaps a child process when dropped, so a failing test leaves none behind.
 struct Reaped(Child);

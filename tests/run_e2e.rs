@@ -15,6 +15,10 @@
 //! Also: `kappa explain` of every shipped pipeline exits 0, and a bad pipeline file
 //! exits non-zero naming `file:line:col`.
 
+mod support;
+
+use support::free_port;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -47,14 +51,6 @@ fn ok(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout.clone()).unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Polls `ready` every 20 ms for up to 60 s.
