@@ -62,6 +62,12 @@ impl Server {
         Some((status, response.json().ok()?))
     }
 
+    /// Whether the active version answers reads of `view` (it is caught up).
+    fn serves(&self, view: &str) -> bool {
+        self.try_get(&format!("/v1/pipelines/clickstream/views/{view}"))
+            .is_some_and(|(status, _)| status == 200)
+    }
+
     fn get(&self, path: &str) -> Value {
         let (status, body) = self.try_get(path).expect("request");
         assert_eq!(status, 200, "GET {path}: {body}");
@@ -189,23 +195,32 @@ fn write_pipelines(dir: &Path) -> (PathBuf, PathBuf) {
     (d1.join("clickstream.sql"), d2.join("clickstream.sql"))
 }
 
-#[test]
-fn deploy_promote_rollback_retire_and_restart() {
+/// A data directory with a `clicks` topic and a server running v1 of the pipeline;
+/// returns the directory (keep it alive), the data dir, the v2 file and the server.
+fn start_v1(partitions: u32) -> (tempfile::TempDir, PathBuf, PathBuf, Server) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let (v1, v2) = write_pipelines(dir.path());
-    assert!(
-        kappa(&data, &["topic", "create", "clicks", "--partitions", "3"])
-            .status
-            .success()
+    let created = kappa(
+        &data,
+        &[
+            "topic",
+            "create",
+            "clicks",
+            "--partitions",
+            &partitions.to_string(),
+        ],
     );
+    assert!(created.status.success());
     let server = Server::start(&data, &[&v1]);
+    (dir, data, v2, server)
+}
+
+#[test]
+fn deploy_promote_rollback_retire_and_restart() {
+    let (_dir, data, v2, server) = start_v1(3);
     ingest(&server, events(0..500));
-    wait_until("v1 is active and caught up", || {
-        server
-            .try_get("/v1/pipelines/clickstream/views/top_pages")
-            .is_some_and(|(s, _)| s == 200)
-    });
+    wait_until("v1 is active and caught up", || server.serves("top_pages"));
 
     // Readers hammer the default route during everything that follows: every answer
     // is a 200 from one version, and a view only v2 has is never half there.
@@ -351,11 +366,7 @@ fn deploy_promote_rollback_retire_and_restart() {
         .collect();
     server.kill();
     let server = Server::start(&data, &[]);
-    wait_until("v1 serves again", || {
-        server
-            .try_get("/v1/pipelines/clickstream/views/top_pages")
-            .is_some_and(|(s, _)| s == 200)
-    });
+    wait_until("v1 serves again", || server.serves("top_pages"));
     let after: Vec<_> = ["top_pages", "user_revenue", "page_minute_counts"]
         .iter()
         .map(|v| view_rows(&server, v).1)
@@ -368,15 +379,7 @@ fn deploy_promote_rollback_retire_and_restart() {
 
 #[test]
 fn sigkill_during_replay_and_promotion_recovers() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let (v1, v2) = write_pipelines(dir.path());
-    assert!(
-        kappa(&data, &["topic", "create", "clicks", "--partitions", "2"])
-            .status
-            .success()
-    );
-    let server = Server::start(&data, &[&v1]);
+    let (_dir, data, v2, server) = start_v1(2);
     ingest(&server, events(0..3000));
     wait_until("v1 is caught up", || server.version(1)["caught_up"] == true);
     // Kill while v2 replays.
@@ -400,11 +403,7 @@ fn sigkill_during_replay_and_promotion_recovers() {
     server.kill();
 
     let server = Server::start(&data, &[]);
-    wait_until("v2 serves after restart", || {
-        server
-            .try_get("/v1/pipelines/clickstream/views/action_counts")
-            .is_some_and(|(s, _)| s == 200)
-    });
+    wait_until("v2 serves after restart", || server.serves("action_counts"));
     assert_eq!(server.version(2)["state"], "active");
     assert_eq!(server.version(1)["state"], "draining");
     assert_changelog_matches(
