@@ -177,3 +177,11 @@ pub fn end_offsets(log: &dyn Log) -> Result<Vec<u64>, LogError> {
 pub fn covers(seen: &[u64], ends: &[u64]) -> bool {
     seen.iter().zip(ends).all(|(s, e)| s >= e)
 }
+
+/// The `p` quantile (0..=1) of sorted samples, NaN when there are none.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(f64::NAN)
+}

@@ -40,8 +40,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kappa_bench::clickstream::{
-    covers, cpu_seconds, load_log, log_options, peak_rss_bytes, record, visible_offsets, Answers,
-    PARTITIONS, TOPIC,
+    covers, cpu_seconds, load_log, log_options, peak_rss_bytes, percentile, record,
+    visible_offsets, Answers, PARTITIONS, TOPIC,
 };
 use kappa_bench::{baseline, Scratch};
 use kappa_dataflow::{start, RunConfig};
@@ -382,12 +382,7 @@ fn run_latency(dir: &Path, workers: usize, rate: f64, secs: f64) -> Result<CaseR
         }
     }
     latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
+    let pct = |p: f64| percentile(&latencies, p);
     Ok(CaseResult {
         events: count,
         latency: Some((

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kappa_bench::clickstream::{
-    covers, end_offsets, load_log, log_options, record, visible_offsets, TOPIC,
+    covers, end_offsets, load_log, log_options, percentile, record, visible_offsets, TOPIC,
 };
 use kappa_bench::Scratch;
 use kappa_dataflow::source::SourceConfig;
@@ -303,12 +303,7 @@ fn run_phase(
         }
     }
     latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
+    let pct = |p: f64| percentile(&latencies, p);
     let phase = Phase {
         name: name.into(),
         latency: (
