@@ -8,6 +8,7 @@
 //! [`reduce`] (aggregates), [`join`], and [`topk`].
 
 mod join;
+mod packed;
 mod reduce;
 mod scalar;
 mod topk;

@@ -12,14 +12,11 @@
 //! With more than one part, the parts' values are assembled per key by one small
 //! `reduce`. A global aggregate (no key) always has one row, as in SQL.
 //!
-//! Keys are [`HashedRow`]s inside the arrangements: sorting and merging batches and
-//! seeking keys in traces compare a precomputed 64-bit hash first, and rows only
-//! when the hashes tie. With string keys, row comparisons were ~40% of the CPU of
-//! the clickstream pipeline. When every accumulable aggregate is a row count, the
+//! Keys are [`PackedRow`]s inside the arrangements: sorting and merging batches and
+//! seeking keys in traces compare a precomputed 64-bit hash first, and a few
+//! inline bytes only when the hashes tie. One pass evaluates the packed key and
+//! the aggregates' arguments of each row, without building a projected row. When every accumulable aggregate is a row count, the
 //! diff is a plain `isize` rather than an [`Accums`] vector (no allocation per row).
-
-use std::cmp::Ordering;
-use std::hash::{Hash, Hasher};
 
 use differential_dataflow::difference::{Abelian, IsZero, Monoid, Multiply, Semigroup};
 use differential_dataflow::operators::{CountTotal, ThresholdTotal};
@@ -32,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::ToStream;
 use timely::dataflow::Scope;
 
+use super::packed::PackedRow;
 use super::{scalar, Errors, Rows};
 use crate::{Diff, Time};
 
@@ -77,75 +75,9 @@ impl Multiply<Diff> for Accums {
     }
 }
 
-/// A row with its hash computed once, ordered by that hash first.
-///
-/// The order is not the rows' order, only a total order consistent with equality,
-/// which is all arrangements need; rows are unwrapped before anything depends on
-/// their order. The hash is SipHash with fixed keys, so it is the same in every
-/// process of a cluster, and exchange (by [`Hash`]) just reuses it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) struct HashedRow {
-    hash: u64,
-    row: Row,
-}
-
-impl HashedRow {
-    pub(crate) fn new(row: Row) -> Self {
-        let mut hasher = std::hash::DefaultHasher::new();
-        row.hash(&mut hasher);
-        HashedRow {
-            hash: hasher.finish(),
-            row,
-        }
-    }
-
-    pub(crate) fn into_row(self) -> Row {
-        self.row
-    }
-}
-
-/// Compares rows value by value, taking two references to one shared string as
-/// equal without reading it (the decoder shares the strings of repeated values).
-fn compare_values(a: &[Value], b: &[Value]) -> Ordering {
-    for (x, y) in a.iter().zip(b) {
-        let o = match (x, y) {
-            (Value::Text(x), Value::Text(y)) if std::sync::Arc::ptr_eq(x, y) => Ordering::Equal,
-            _ => x.cmp(y),
-        };
-        if o != Ordering::Equal {
-            return o;
-        }
-    }
-    a.len().cmp(&b.len())
-}
-
-impl PartialEq for HashedRow {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-impl Eq for HashedRow {}
-impl PartialOrd for HashedRow {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for HashedRow {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.hash
-            .cmp(&other.hash)
-            .then_with(|| compare_values(&self.row, &other.row))
-    }
-}
-impl Hash for HashedRow {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hash);
-    }
-}
-
 /// One part of a reduce: per key, `(aggregate index, value)` for the aggregates it computes.
 type Part<'s> =
-    differential_dataflow::VecCollection<'s, Time, (HashedRow, Vec<(usize, Value)>), Diff>;
+    differential_dataflow::VecCollection<'s, Time, (PackedRow, Vec<(usize, Value)>), Diff>;
 
 /// How one aggregate is computed.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -171,9 +103,9 @@ fn empty_value(func: AggFunc) -> Value {
     }
 }
 
-/// Renders a `Reduce` node. Rows are first projected to `key ++ arguments`, so an
-/// argument that fails to evaluate drops its row into the error stream, as a
-/// projection would.
+/// Renders a `Reduce` node. Each row is first turned into its packed key and its
+/// aggregates' arguments, so an argument that fails to evaluate drops its row into
+/// the error stream, as a projection would.
 pub(super) fn reduce<'s>(
     scope: Scope<'s, Time>,
     rows: Rows<'s>,
@@ -184,9 +116,6 @@ pub(super) fn reduce<'s>(
     output_columns: &[Column],
 ) -> (Rows<'s>, Errors<'s>) {
     let width = key.len();
-    let mut exprs: Vec<Expr> = key.iter().map(|c| Expr::Column(*c)).collect();
-    exprs.extend(aggregates.iter().map(|a| a.arg.clone()));
-    let (projected, errors) = scalar::map(rows, node, exprs);
     let result_types: Vec<ScalarType> = output_columns[width..].iter().map(|c| c.ty).collect();
     let arg_nullable: Vec<bool> = aggregates
         .iter()
@@ -211,26 +140,45 @@ pub(super) fn reduce<'s>(
 
     // Each part yields `(key, [(aggregate index, value)])` for the aggregates it
     // computes; the accumulable part's list may be empty (existence only).
+    let specs: Vec<(usize, AggFunc, ScalarType)> = accumulable
+        .iter()
+        .map(|i| (*i, aggregates[*i].func, result_types[*i]))
+        .collect();
+    // A row count needs no accumulator vector: `isize` diffs, no allocation.
+    let counts_only = specs.iter().all(|(i, func, _)| {
+        !aggregates[*i].distinct
+            && (*func == AggFunc::CountStar || (*func == AggFunc::Count && !arg_nullable[*i]))
+    });
+    let needs_args = !counts_only || !others.is_empty();
+    // One pass evaluates each row's grouping key (packed) and aggregate arguments;
+    // an argument that fails to evaluate drops its row into the error stream, once.
+    let key_columns = key.to_vec();
+    let args: Vec<Expr> = aggregates.iter().map(|a| a.arg.clone()).collect();
+    let (projected, errors) = scalar::fallible(rows, node, move |row: Row| {
+        let packed = PackedRow::pack(key_columns.iter().map(|c| &row[*c]));
+        let values = if !needs_args {
+            Vec::new()
+        } else {
+            match args
+                .iter()
+                .map(|e| e.eval(&row))
+                .collect::<Result<Row, _>>()
+            {
+                Ok(values) => values,
+                Err(e) => return Err((e, row)),
+            }
+        };
+        Ok(Some((packed, values)))
+    });
+
     let mut parts: Vec<Part<'s>> = Vec::new();
     if !accumulable.is_empty() || need_existence {
-        let specs: Vec<(usize, AggFunc, ScalarType)> = accumulable
-            .iter()
-            .map(|i| (*i, aggregates[*i].func, result_types[*i]))
-            .collect();
-        // A row count needs no accumulator vector: `isize` diffs, no allocation.
-        let counts_only = specs.iter().all(|(i, func, _)| {
-            !aggregates[*i].distinct
-                && (*func == AggFunc::CountStar || (*func == AggFunc::Count && !arg_nullable[*i]))
-        });
         let counted = if counts_only {
             projected
                 .clone()
-                .map(move |mut row: Row| {
-                    row.truncate(width);
-                    HashedRow::new(row)
-                })
+                .map(|(key, _)| key)
                 .count_total()
-                .map(|(key, n): (HashedRow, Diff)| (key, Accums(vec![n as i128])))
+                .map(|(key, n): (PackedRow, Diff)| (key, Accums(vec![n as i128])))
         } else {
             let distinct: Vec<bool> = specs
                 .iter()
@@ -238,11 +186,11 @@ pub(super) fn reduce<'s>(
                 .collect();
             let plain = projected.clone().explode({
                 let (specs, distinct) = (specs.clone(), distinct.clone());
-                move |mut row: Row| {
+                move |(key, args): (PackedRow, Row)| {
                     let mut acc = Vec::with_capacity(1 + 2 * specs.len());
                     acc.push(1i128);
                     for ((i, func, ty), distinct) in specs.iter().zip(&distinct) {
-                        let v = &row[width + i];
+                        let v = &args[*i];
                         match func {
                             _ if *distinct => acc.extend([0, 0]),
                             AggFunc::CountStar => acc.extend([1, 0]),
@@ -250,8 +198,7 @@ pub(super) fn reduce<'s>(
                             _ => acc.extend([1, accumulate(*func, *ty, v)]),
                         }
                     }
-                    row.truncate(width);
-                    Some((HashedRow::new(row), Accums(acc)))
+                    Some((key, Accums(acc)))
                 }
             });
             let mut inputs = vec![plain];
@@ -263,13 +210,12 @@ pub(super) fn reduce<'s>(
                 inputs.push(
                     projected
                         .clone()
-                        .flat_map(move |mut row: Row| {
-                            let v = row[width + i].clone();
-                            row.truncate(width);
-                            (!v.is_null()).then(|| (HashedRow::new(row), v))
+                        .flat_map(move |(key, args): (PackedRow, Row)| {
+                            (!args[i].is_null()).then(|| key.with(&args[i]))
                         })
                         .distinct_total()
-                        .explode(move |(key, v): (HashedRow, Value)| {
+                        .explode(move |pair: PackedRow| {
+                            let (key, v) = pair.split_last(width);
                             let mut acc = vec![0i128; 1 + 2 * slots];
                             acc[1 + 2 * slot] = 1;
                             if func != AggFunc::Count {
@@ -281,7 +227,7 @@ pub(super) fn reduce<'s>(
             }
             differential_dataflow::collection::concatenate(scope, inputs).count_total()
         };
-        parts.push(counted.map(move |(key, acc): (HashedRow, Accums)| {
+        parts.push(counted.map(move |(key, acc): (PackedRow, Accums)| {
             let values = specs
                 .iter()
                 .enumerate()
@@ -303,11 +249,12 @@ pub(super) fn reduce<'s>(
     for &i in &others {
         let aggregate = &aggregates[i];
         let func = aggregate.func;
-        let values = projected.clone().flat_map(move |mut row: Row| {
-            let v = row[width + i].clone();
-            row.truncate(width);
-            (!v.is_null()).then(|| (HashedRow::new(row), v))
-        });
+        let values = projected
+            .clone()
+            .flat_map(move |(key, mut args): (PackedRow, Row)| {
+                let v = std::mem::replace(&mut args[i], Value::Null);
+                (!v.is_null()).then_some((key, v))
+            });
         let part = match strategy(aggregate) {
             Strategy::MinMax => values
                 .reduce(
@@ -335,7 +282,7 @@ pub(super) fn reduce<'s>(
     let grouped: Rows<'s> = if parts.len() == 1 {
         // The one part computes every aggregate, in order.
         parts.pop().expect("one part").map(|(key, values)| {
-            let mut row = key.into_row();
+            let mut row = key.unpack();
             row.extend(values.into_iter().map(|(_, v)| v));
             row
         })
@@ -357,7 +304,7 @@ pub(super) fn reduce<'s>(
             },
         )
         .map(|(key, values)| {
-            let mut row = key.into_row();
+            let mut row = key.unpack();
             row.extend(values);
             row
         })

@@ -4,46 +4,70 @@
 //! a failing row leaves the collection and becomes a [`DataError`] on the error
 //! stream (with its diff, so an error retracted upstream is retracted too).
 
-use differential_dataflow::AsCollection;
+use differential_dataflow::{AsCollection, VecCollection};
 use kappa_sql::expr::{is_true, EvalError, Expr};
 use kappa_sql::plan::TableFunc;
 use kappa_sql::window::window_starts;
 use kappa_sql::{Row, Value};
-use timely::dataflow::operators::OkErr;
+use smallvec::SmallVec;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
 
 use super::{Errors, Rows};
 use crate::error::{DataError, Origin};
 use crate::{Diff, Time};
 
-/// Applies `logic` to every row; `Err` rows go to the error stream.
-fn fallible<'s, I>(
+/// Applies `logic` to every row: each item of an `Ok` joins the output collection
+/// (with the row's time and diff), an `Err` goes to the error stream. One operator,
+/// so that a projection feeding an arrangement costs no extra pass.
+pub(super) fn fallible<'s, D, I>(
     rows: Rows<'s>,
     node: usize,
     mut logic: impl FnMut(Row) -> Result<I, (EvalError, Row)> + 'static,
-) -> (Rows<'s>, Errors<'s>)
+) -> (VecCollection<'s, Time, D, Diff>, Errors<'s>)
 where
-    I: IntoIterator<Item = Row> + Clone + 'static,
+    D: Clone + 'static,
+    I: IntoIterator<Item = D>,
 {
-    let (oks, errs) = rows
-        .inner
-        .ok_err::<Vec<(I, Time, Diff)>, _, Vec<(DataError, Time, Diff)>, _, _>(
-            move |(row, time, diff): (Row, Time, Diff)| match logic(row) {
-                Ok(out) => Ok((out, time, diff)),
-                Err((error, row)) => Err((
-                    DataError {
-                        origin: Origin::Operator { node },
-                        reason: error.to_string(),
-                        payload: serde_json::to_vec(
-                            &row.iter().map(Value::to_json).collect::<Vec<_>>(),
-                        )
-                        .unwrap_or_default(),
-                    },
-                    time,
-                    diff,
-                )),
-            },
-        );
-    (oks.as_collection().flat_map(|out: I| out), errs)
+    let mut builder = OperatorBuilder::new(format!("Eval %{node}"), rows.inner.scope());
+    let mut input = builder.new_input(rows.inner, Pipeline);
+    let (oks_output, oks) = builder.new_output::<Vec<(D, Time, Diff)>>();
+    let (errs_output, errs) = builder.new_output::<Vec<(DataError, Time, Diff)>>();
+    let mut oks_output = OutputBuilder::from(oks_output);
+    let mut errs_output = OutputBuilder::from(errs_output);
+    builder.build(move |_| {
+        move |_frontiers| {
+            let mut oks_handle = oks_output.activate();
+            let mut errs_handle = errs_output.activate();
+            input.for_each(|cap, data| {
+                let mut oks = oks_handle.session(&cap);
+                let mut errs = errs_handle.session(&cap);
+                for (row, time, diff) in data.drain(..) {
+                    match logic(row) {
+                        Ok(out) => {
+                            for item in out {
+                                oks.give((item, time, diff));
+                            }
+                        }
+                        Err((error, row)) => errs.give((
+                            DataError {
+                                origin: Origin::Operator { node },
+                                reason: error.to_string(),
+                                payload: serde_json::to_vec(
+                                    &row.iter().map(Value::to_json).collect::<Vec<_>>(),
+                                )
+                                .unwrap_or_default(),
+                            },
+                            time,
+                            diff,
+                        )),
+                    }
+                }
+            });
+        }
+    });
+    (oks.as_collection(), errs)
 }
 
 /// Projection: each row becomes the values of `exprs`.
@@ -97,26 +121,32 @@ pub(super) fn flat_map<'s>(rows: Rows<'s>, node: usize, func: TableFunc) -> (Row
 }
 
 /// Each row once per event-time window covering its time column, with the window's
-/// start and end appended.
+/// start and end appended. The row itself carries the last window (a tumbling
+/// window's only one), so the common case copies nothing.
 pub(super) fn window<'s>(
     rows: Rows<'s>,
     time_column: usize,
     size_ms: i64,
     slide_ms: i64,
 ) -> Rows<'s> {
-    rows.flat_map(move |row| {
-        let ts = match row[time_column] {
-            Value::Timestamp(ts) => Some(ts),
-            _ => None,
+    rows.flat_map(move |mut row| {
+        let mut out: SmallVec<[Row; 1]> = SmallVec::new();
+        let Value::Timestamp(ts) = row[time_column] else {
+            return out;
         };
-        ts.into_iter()
-            .flat_map(move |ts| window_starts(ts, size_ms, slide_ms))
-            .map(move |start| {
-                let mut out = row.clone();
-                out.push(Value::Timestamp(start));
-                out.push(Value::Timestamp(start + size_ms));
-                out
-            })
-            .collect::<Vec<_>>()
+        let mut starts = window_starts(ts, size_ms, slide_ms).peekable();
+        while let Some(start) = starts.next() {
+            let window = [Value::Timestamp(start), Value::Timestamp(start + size_ms)];
+            if starts.peek().is_some() {
+                let mut copy = Vec::with_capacity(row.len() + 2);
+                copy.extend_from_slice(&row);
+                copy.extend(window);
+                out.push(copy);
+            } else {
+                row.extend(window);
+                out.push(std::mem::take(&mut row));
+            }
+        }
+        out
     })
 }

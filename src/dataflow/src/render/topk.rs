@@ -8,7 +8,8 @@
 use kappa_sql::plan::{compare_rows, SortKey};
 use kappa_sql::{Row, Value};
 
-use super::{project, Rows};
+use super::packed::PackedRow;
+use super::Rows;
 use crate::Diff;
 
 /// Renders a `TopK` node.
@@ -20,7 +21,7 @@ pub(super) fn top_k<'s>(
     offset: u64,
     row_number: bool,
 ) -> Rows<'s> {
-    rows.map(move |row| (project(&row, &group_key), row))
+    rows.map(move |row| (PackedRow::pack(group_key.iter().map(|c| &row[*c])), row))
         .reduce(
             move |_group, rows: &[(&Row, Diff)], out: &mut Vec<(Row, Diff)>| {
                 let mut sorted: Vec<(&Row, Diff)> = rows.iter().map(|(r, n)| (*r, *n)).collect();

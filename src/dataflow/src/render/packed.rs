@@ -1,0 +1,203 @@
+//! Packed rows: the compact form of rows inside arrangements.
+//!
+//! Keys of reductions, distinct `(key, value)` pairs and top-k groups live in
+//! arrangements, where they are sorted, merged and sought many times and kept for
+//! as long as the view lives. As `Vec<Value>` each was a heap allocation holding
+//! reference-counted strings: every comparison chased two pointers per column and
+//! every clone and drop touched atomic reference counts. A [`PackedRow`] is the
+//! row's values encoded into (usually inline) bytes, with a 64-bit hash of those
+//! bytes computed once:
+//!
+//! - order is by hash, then bytes: a total order consistent with equality, which is
+//!   all arrangements need (nothing may depend on it meaning anything else);
+//!   different keys almost always differ in the hash, equal keys compare by one
+//!   `memcmp` of a few bytes;
+//! - the encoding is canonical (floats are canonicalised by [`F64`]), so equal rows
+//!   have equal bytes and equal hashes, in every process of a cluster (xxh3 with a
+//!   fixed seed): exchange reuses the hash;
+//! - rows of up to [`INLINE`] bytes need no allocation at all.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use kappa_sql::types::F64;
+use kappa_sql::{Row, Value};
+use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
+
+/// Encoded bytes kept inline, without allocating.
+pub(crate) const INLINE: usize = 24;
+
+const NULL: u8 = 0;
+const FALSE: u8 = 1;
+const TRUE: u8 = 2;
+const INT: u8 = 3;
+const FLOAT: u8 = 4;
+const TEXT: u8 = 5;
+const TIMESTAMP: u8 = 6;
+
+/// A row encoded as bytes, ordered by the hash of those bytes first.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub(crate) struct PackedRow {
+    hash: u64,
+    bytes: SmallVec<[u8; INLINE]>,
+}
+
+impl Hash for PackedRow {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl PackedRow {
+    /// Packs `values`, in order.
+    pub(crate) fn pack<'a>(values: impl IntoIterator<Item = &'a Value>) -> Self {
+        let mut bytes = SmallVec::new();
+        for value in values {
+            encode(value, &mut bytes);
+        }
+        Self::from_bytes(bytes)
+    }
+
+    /// This row with `value` appended.
+    pub(crate) fn with(&self, value: &Value) -> Self {
+        let mut bytes = self.bytes.clone();
+        encode(value, &mut bytes);
+        Self::from_bytes(bytes)
+    }
+
+    fn from_bytes(bytes: SmallVec<[u8; INLINE]>) -> Self {
+        PackedRow {
+            hash: xxhash_rust::xxh3::xxh3_64(&bytes),
+            bytes,
+        }
+    }
+
+    /// The row's first `width` values, packed, and the value after them.
+    ///
+    /// # Panics
+    /// When the row has fewer than `width + 1` values.
+    pub(crate) fn split_last(&self, width: usize) -> (PackedRow, Value) {
+        let mut rest: &[u8] = &self.bytes;
+        for _ in 0..width {
+            decode(&mut rest);
+        }
+        let cut = self.bytes.len() - rest.len();
+        let last = decode(&mut rest);
+        (
+            Self::from_bytes(SmallVec::from_slice(&self.bytes[..cut])),
+            last,
+        )
+    }
+
+    /// The values, unpacked.
+    pub(crate) fn unpack(&self) -> Row {
+        let mut rest: &[u8] = &self.bytes;
+        let mut row = Vec::new();
+        while !rest.is_empty() {
+            row.push(decode(&mut rest));
+        }
+        row
+    }
+}
+
+fn encode(value: &Value, out: &mut SmallVec<[u8; INLINE]>) {
+    match value {
+        Value::Null => out.push(NULL),
+        Value::Bool(false) => out.push(FALSE),
+        Value::Bool(true) => out.push(TRUE),
+        Value::Int(i) => {
+            out.push(INT);
+            out.extend_from_slice(&i.to_le_bytes());
+        }
+        Value::Float(f) => {
+            out.push(FLOAT);
+            out.extend_from_slice(&F64::new(f.get()).get().to_bits().to_le_bytes());
+        }
+        Value::Text(s) => {
+            out.push(TEXT);
+            // Text longer than 4 GiB cannot reach a row: payloads are bounded far below.
+            out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            out.extend_from_slice(s.as_bytes());
+        }
+        Value::Timestamp(ms) => {
+            out.push(TIMESTAMP);
+            out.extend_from_slice(&ms.to_le_bytes());
+        }
+    }
+}
+
+/// Decodes the value at the front of `bytes` and advances past it. The bytes are
+/// always produced by [`encode`] in this process or a peer running the same code.
+fn decode(bytes: &mut &[u8]) -> Value {
+    let (tag, rest) = bytes.split_first().expect("a packed value");
+    let take8 = |rest: &[u8]| -> [u8; 8] { rest[..8].try_into().expect("8 bytes") };
+    let (value, used) = match *tag {
+        NULL => (Value::Null, 0),
+        FALSE => (Value::Bool(false), 0),
+        TRUE => (Value::Bool(true), 0),
+        INT => (Value::Int(i64::from_le_bytes(take8(rest))), 8),
+        FLOAT => (
+            Value::Float(F64::new(f64::from_bits(u64::from_le_bytes(take8(rest))))),
+            8,
+        ),
+        TIMESTAMP => (Value::Timestamp(i64::from_le_bytes(take8(rest))), 8),
+        TEXT => {
+            let len = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
+            let text = std::str::from_utf8(&rest[4..4 + len]).expect("packed text is UTF-8");
+            (Value::Text(Arc::from(text)), 4 + len)
+        }
+        other => unreachable!("unknown packed tag {other}"),
+    };
+    *bytes = &rest[used..];
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::Int),
+            any::<f64>().prop_map(Value::float),
+            ".{0,40}".prop_map(|s| Value::text(&s)),
+            any::<i64>().prop_map(Value::Timestamp),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn round_trips_and_equality_matches_rows(a in prop::collection::vec(value(), 0..5),
+                                                 b in prop::collection::vec(value(), 0..5)) {
+            let (pa, pb) = (PackedRow::pack(&a), PackedRow::pack(&b));
+            prop_assert_eq!(pa.unpack(), a.clone());
+            prop_assert_eq!(pa == pb, a == b);
+            prop_assert_eq!(pa.cmp(&pb) == std::cmp::Ordering::Equal, a == b);
+        }
+
+        #[test]
+        fn split_last_inverts_with(key in prop::collection::vec(value(), 0..4), last in value()) {
+            let packed = PackedRow::pack(&key);
+            let (prefix, value) = packed.with(&last).split_last(key.len());
+            prop_assert_eq!(prefix, packed);
+            prop_assert_eq!(value, last);
+        }
+    }
+
+    #[test]
+    fn zero_and_negative_zero_pack_alike() {
+        let a = PackedRow::pack(&[Value::float(0.0)]);
+        let b = PackedRow::pack(&[Value::float(-0.0)]);
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn short_rows_stay_inline() {
+        let key = PackedRow::pack(&[Value::text("/p/281"), Value::Timestamp(1_700_000_000_000)]);
+        assert!(!key.bytes.spilled());
+    }
+}
