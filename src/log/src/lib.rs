@@ -6,7 +6,10 @@
 //!
 //! - [`EmbeddedLog`]: segmented append-only files in a data directory, framed with
 //!   CRC32C, recovered on open, with a per-batch or interval fsync policy;
-//! - [`MemLog`]: an in-memory log with the same semantics, for tests of other crates.
+//! - [`MemLog`]: an in-memory log with the same semantics, for tests of other crates;
+//!
+//! and [`UnreliableLog`], a wrapper over either whose reads fail on demand (tests of
+//! how kappa reports an unreachable log).
 //!
 //! Every backend is held as `Arc<dyn Log>`. Offsets are per partition, dense, and start
 //! at 0; reading from offset 0 replays a partition from the beginning.
@@ -28,6 +31,7 @@ mod error;
 mod mem;
 pub mod metrics;
 mod routing;
+mod unreliable;
 mod watch;
 
 use std::time::Duration;
@@ -40,6 +44,7 @@ pub use embedded::{
 pub use error::{LogError, Result};
 pub use mem::MemLog;
 pub use routing::{partition_for_key, round_robin_start};
+pub use unreliable::UnreliableLog;
 
 /// A record to be appended; the log assigns its offset.
 #[derive(Debug, Clone, PartialEq, Eq)]
