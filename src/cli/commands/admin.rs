@@ -212,9 +212,22 @@ pub fn status(_ctx: &Context, args: StatusArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let mut rows = Vec::new();
+    let mut unreachable = Vec::new();
     for p in body["pipelines"].as_array().into_iter().flatten() {
         for v in p["versions"].as_array().into_iter().flatten() {
             let progress = &v["progress"];
+            let failing = progress["unreachable_partitions"].as_array();
+            for u in failing.into_iter().flatten() {
+                unreachable.push(format!(
+                    "{} v{}: cannot read {}/{} ({} failures in a row): {}",
+                    p["name"].as_str().unwrap_or("?"),
+                    v["version"],
+                    u["topic"].as_str().unwrap_or("?"),
+                    u["partition"],
+                    u["consecutive_failures"],
+                    u["error"].as_str().unwrap_or("?"),
+                ));
+            }
             rows.push(vec![
                 p["name"].as_str().unwrap_or("?").to_string(),
                 format!("v{}", v["version"]),
@@ -234,6 +247,11 @@ pub fn status(_ctx: &Context, args: StatusArgs) -> anyhow::Result<()> {
                 progress["eta_seconds"]
                     .as_f64()
                     .map_or("-".into(), |s| format!("{s:.1}s")),
+                match failing.map_or(0, Vec::len) {
+                    0 if v["progress"].is_null() => "-".into(),
+                    0 => "ok".into(),
+                    n => format!("{n} unreachable"),
+                },
             ]);
         }
     }
@@ -246,8 +264,12 @@ pub fn status(_ctx: &Context, args: StatusArgs) -> anyhow::Result<()> {
         "progress",
         "rate",
         "eta",
+        "sources",
     ]
     .map(String::from);
     print!("{}", table::render(&header, &rows));
+    for line in unreachable {
+        println!("{line}");
+    }
     Ok(())
 }

@@ -380,7 +380,16 @@ impl Controller {
             let mut inner = self.lock();
             let ids: Vec<VersionId> = inner.running.keys().cloned().collect();
             for id in ids {
-                let caught_up_now = self.observe(&mut inner, &id)?;
+                let caught_up_now = match self.observe(&mut inner, &id) {
+                    Ok(caught_up) => caught_up,
+                    // Its status lists the partitions it cannot read; other versions
+                    // are still observed.
+                    Err(ControllerError::Log(error)) if error.is_transient() => {
+                        tracing::debug!(%id, %error, "cannot observe the log ends of a version");
+                        continue;
+                    }
+                    Err(error) => return Err(error),
+                };
                 self.pump(&mut inner, &id)?;
                 if !caught_up_now {
                     continue;
@@ -990,9 +999,25 @@ impl Controller {
                 .previous_ends
                 .iter()
                 .map(|((topic, partition), end)| {
-                    let offset = s.offsets.get(&(topic.clone(), *partition)).map_or(0, |p| p.next_offset);
+                    let p = s.offsets.get(&(topic.clone(), *partition));
+                    let offset = p.map_or(0, |p| p.next_offset);
                     behind += end.saturating_sub(offset);
-                    json!({ "topic": topic, "partition": partition, "offset": offset, "end": end, "lag": end.saturating_sub(offset) })
+                    json!({
+                        "topic": topic, "partition": partition, "offset": offset, "end": end, "lag": end.saturating_sub(offset),
+                        "read_errors": p.map_or(0, |p| p.read_errors),
+                    })
+                })
+                .collect();
+            // Partitions whose last read failed: the version is stalled on them.
+            let unreachable: Vec<serde_json::Value> = s
+                .offsets
+                .iter()
+                .filter_map(|((topic, partition), p)| {
+                    let failure = p.last_read_error.as_ref().filter(|_| p.failing_reads > 0)?;
+                    Some(json!({
+                        "topic": topic, "partition": partition, "error": failure.error,
+                        "failed_at_ms": failure.at_ms, "consecutive_failures": p.failing_reads,
+                    }))
                 })
                 .collect();
             let total: u64 = running.previous_ends.values().sum();
@@ -1004,6 +1029,7 @@ impl Controller {
                 "eta_seconds": if behind == 0 { Some(0.0) } else if running.rate > 0.0 { Some(behind as f64 / running.rate) } else { None },
                 "frontier": s.frontier,
                 "errors": s.error_count,
+                "unreachable_partitions": unreachable,
                 "views": running.plan.views.iter().enumerate().map(|(i, v)| json!({
                     "name": v.name,
                     "rows": s.views[i].len(),

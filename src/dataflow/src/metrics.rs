@@ -4,8 +4,9 @@
 //! Two kinds of series, both labelled by `pipeline` and `version`:
 //! - computed at scrape time from each version's [`ViewStore`] (records, bytes,
 //!   decode errors and late events read per partition, offset reached, lag behind
-//!   the log end, event-time watermark, frontier, dead letters, view sizes), so
-//!   nothing is added to the per-record path;
+//!   the log end, event-time watermark, failed reads and whether a partition is
+//!   unreachable now, frontier, dead letters, view sizes), so nothing is added to the
+//!   per-record path;
 //! - observed by the store when worker 0 applies a batch at a frontier: the apply
 //!   latency, and freshness — the time from a record's append to its being visible
 //!   in the views (from the append timestamp of each partition batch's last record).
@@ -81,6 +82,20 @@ pub const WATERMARK: MetricSpec = MetricSpec {
     labels: PARTITION,
     help: "A partition's event-time watermark (Unix seconds): events below it are late.",
 };
+/// Failed reads.
+pub const SOURCE_READ_ERRORS: MetricSpec = MetricSpec {
+    name: "kappa_source_read_errors_total",
+    kind: Kind::Counter,
+    labels: PARTITION,
+    help: "Reads of a partition that failed (cluster unreachable, partition offline); the source retries them with backoff.",
+};
+/// Unreachable partitions.
+pub const SOURCE_UNREACHABLE: MetricSpec = MetricSpec {
+    name: "kappa_source_unreachable",
+    kind: Kind::Gauge,
+    labels: PARTITION,
+    help: "1 while a version's last read of a partition failed, 0 once a read succeeds.",
+};
 /// Frontier.
 pub const FRONTIER: MetricSpec = MetricSpec {
     name: "kappa_dataflow_frontier_seconds",
@@ -147,6 +162,8 @@ pub const CATALOG: &[MetricSpec] = &[
     SOURCE_OFFSET,
     SOURCE_LAG,
     WATERMARK,
+    SOURCE_READ_ERRORS,
+    SOURCE_UNREACHABLE,
     FRONTIER,
     DEAD_LETTERS,
     CHANGE_BATCHES,
@@ -352,6 +369,20 @@ impl DataflowMetrics {
                     if let Some(watermark) = p.watermark_ms {
                         scraped.gauge(&WATERMARK, &labels, watermark as f64 / 1000.0);
                     }
+                }
+                // Read health also for partitions whose end offset could not be asked
+                // (exactly when the log is unreachable).
+                let known = ends.keys().chain(s.offsets.keys());
+                for key in known.collect::<std::collections::BTreeSet<_>>() {
+                    let (errors, failing) = s
+                        .offsets
+                        .get(key)
+                        .map_or((0, 0), |p| (p.read_errors, p.failing_reads));
+                    let partition = key.1.to_string();
+                    let labels = [v[0], v[1], key.0.as_str(), partition.as_str()];
+                    scraped.counter(&SOURCE_READ_ERRORS, &labels, errors);
+                    let unreachable = if failing > 0 { 1.0 } else { 0.0 };
+                    scraped.gauge(&SOURCE_UNREACHABLE, &labels, unreachable);
                 }
             });
         }

@@ -13,13 +13,18 @@
 //! Backpressure: it stops reading while `max_batches_in_flight` of its batches are
 //! not yet through the whole dataflow (as seen by the probe), so memory does not
 //! grow with the log.
+//!
+//! A failed read (an unreachable cluster, an offline partition) is retried with
+//! backoff ([`retry_backoff`]) and reported as data: a [`SourceProgress`] carrying a
+//! [`ReadFailure`] and no records, which the version's store turns into the
+//! partition's read-error state (status, metrics); the next successful read clears it.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use differential_dataflow::AsCollection;
 use differential_dataflow::VecCollection;
@@ -118,6 +123,47 @@ pub struct SourceProgress {
     pub max_append_ms: i64,
     /// The partition's event-time watermark (ms) after this batch, if it has event times.
     pub watermark_ms: Option<i64>,
+    /// Set when this is the report of a failed read rather than of a batch.
+    pub read_failure: Option<ReadFailure>,
+}
+
+/// A read of a partition that failed.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ReadFailure {
+    /// What the log said.
+    pub error: String,
+    /// When it failed (ms since the epoch).
+    pub at_ms: u64,
+}
+
+impl SourceProgress {
+    /// A report about a partition that carries no records: a failed read when
+    /// `read_failure` is set, a recovery otherwise.
+    fn health(
+        topic: &str,
+        partition: u32,
+        next_offset: u64,
+        read_failure: Option<ReadFailure>,
+    ) -> Self {
+        SourceProgress {
+            topic: topic.to_string(),
+            partition,
+            next_offset,
+            records: 0,
+            bytes: 0,
+            decode_errors: 0,
+            late: 0,
+            max_append_ms: 0,
+            watermark_ms: None,
+            read_failure,
+        }
+    }
+}
+
+/// How long a source waits before reading a partition again after `failures`
+/// consecutive failed reads: 10 ms, doubling, at most 1 s.
+pub fn retry_backoff(failures: u32) -> Duration {
+    Duration::from_millis(10u64 << failures.saturating_sub(1).min(7)).min(Duration::from_secs(1))
 }
 
 /// The three streams a source produces.
@@ -140,6 +186,10 @@ struct PartitionReader {
     grew: Arc<AtomicBool>,
     /// A notification is registered and has not fired yet.
     waiting: bool,
+    /// Reads that failed in a row.
+    failures: u32,
+    /// When a failing partition may be read again.
+    retry_at: Option<Instant>,
 }
 
 impl PartitionReader {
@@ -185,6 +235,8 @@ pub fn render_source<'s>(
             lateness: LatenessTracker::new(def.lateness_ms),
             grew: Arc::new(AtomicBool::new(true)),
             waiting: false,
+            failures: 0,
+            retry_at: None,
         });
     }
 
@@ -238,6 +290,9 @@ pub fn render_source<'s>(
                 if reader.waiting && !reader.grew.swap(false, Ordering::AcqRel) {
                     continue;
                 }
+                if reader.retry_at.is_some_and(|at| Instant::now() < at) {
+                    continue;
+                }
                 reader.waiting = false;
                 let mut limit = if throttled {
                     config.throttled_batch_records
@@ -262,11 +317,25 @@ pub fn render_source<'s>(
                 ) {
                     Ok(records) => records,
                     Err(error) => {
-                        tracing::error!(%topic, partition = reader.partition, %error, "source read failed; retrying");
-                        more = true;
+                        reader.failures += 1;
+                        reader.retry_at = Some(Instant::now() + retry_backoff(reader.failures));
+                        if reader.failures == 1 {
+                            tracing::error!(%topic, partition = reader.partition, %error, "source read failed; retrying with backoff");
+                        }
+                        let failure = ReadFailure { error: error.to_string(), at_ms: now_ms() };
+                        let report = SourceProgress::health(&topic, reader.partition, reader.next_offset, Some(failure));
+                        progress_session.give((report, time, 1));
                         continue;
                     }
                 };
+                if reader.failures > 0 {
+                    tracing::info!(%topic, partition = reader.partition, failures = reader.failures, "source read recovered");
+                    (reader.failures, reader.retry_at) = (0, None);
+                    if records.is_empty() {
+                        let report = SourceProgress::health(&topic, reader.partition, reader.next_offset, None);
+                        progress_session.give((report, time, 1));
+                    }
+                }
                 if records.is_empty() {
                     let grew = reader.grew.clone();
                     let wake = sync_activator.clone();
@@ -293,6 +362,7 @@ pub fn render_source<'s>(
                     late: 0,
                     max_append_ms: records.last().map_or(0, |r| r.timestamp_ms),
                     watermark_ms: None,
+                    read_failure: None,
                 };
                 for record in &records {
                     progress.records += 1;

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::error::DataError;
 use crate::metrics::StoreMetrics;
-use crate::source::SourceProgress;
+use crate::source::{ReadFailure, SourceProgress};
 
 /// Capacity of the broadcast channel feeding live subscribers; a subscriber that
 /// falls further behind is told it lagged and must re-read a snapshot.
@@ -55,6 +55,30 @@ pub struct PartitionProgress {
     pub watermark_ms: Option<i64>,
     /// Largest append timestamp (ms) of the records applied.
     pub max_append_ms: i64,
+    /// Reads of the partition that failed in a row; 0 once a read succeeds.
+    pub failing_reads: u64,
+    /// Reads of the partition that failed since the version started.
+    pub read_errors: u64,
+    /// The last failed read, while `failing_reads > 0`.
+    pub last_read_error: Option<ReadFailure>,
+}
+
+impl PartitionProgress {
+    /// Folds in one source report: a failed read, or anything else (a batch or a
+    /// recovery), which clears the failing state.
+    fn record_read_outcome(&mut self, failure: Option<ReadFailure>) {
+        match failure {
+            Some(failure) => {
+                self.failing_reads += 1;
+                self.read_errors += 1;
+                self.last_read_error = Some(failure);
+            }
+            None => {
+                self.failing_reads = 0;
+                self.last_read_error = None;
+            }
+        }
+    }
 }
 
 /// A row as a JSON object keyed by column name (the encoding of changelog records).
@@ -280,6 +304,7 @@ impl ViewStore {
             entry.late += p.late;
             entry.watermark_ms = p.watermark_ms.or(entry.watermark_ms);
             entry.max_append_ms = entry.max_append_ms.max(p.max_append_ms);
+            entry.record_read_outcome(p.read_failure);
         }
         state.frontier = state.frontier.max(frontier);
         state.complete |= complete;
