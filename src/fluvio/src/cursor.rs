@@ -14,6 +14,14 @@
 //! duplicates. A jump that repeats at the same offset [`MAX_SAME_GAP`] times is a real
 //! hole (records removed by retention) and fails the cursor with
 //! [`LogError::OffsetOutOfRange`] rather than skipping records silently.
+//!
+//! **Liveness.** A stream whose SPU went away does not always end: it can stay silent
+//! like an idle partition. So a stream silent for [`PROBE_IDLE`] is probed by asking
+//! the leader for the partition's end offset; a failure is retried like any transient
+//! one, and an end beyond what the stream delivered reopens it. While the task retries
+//! a transient failure, a read finding nothing buffered returns that failure
+//! ([`Served::Unavailable`]) instead of an empty batch, so that a source can report its
+//! partition unreachable.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,6 +40,9 @@ use crate::Shared;
 /// How often the same gap may recur before it is taken for a real hole.
 pub const MAX_SAME_GAP: u32 = 8;
 
+/// How long a stream may deliver nothing before the leader is asked for the end offset.
+pub const PROBE_IDLE: Duration = Duration::from_secs(3);
+
 /// Records taken from the stream per lock of the buffer.
 const DRAIN: usize = 2_048;
 
@@ -48,6 +59,8 @@ struct Inner {
     bytes: usize,
     callbacks: Vec<(u64, Notify)>,
     failed: Option<LogError>,
+    /// The transient failure the consumer task is retrying, until a stream opens.
+    retrying: Option<String>,
     last_used: Instant,
 }
 
@@ -57,6 +70,9 @@ pub(crate) enum Served {
     Records(Vec<Record>),
     /// The cursor failed; it is to be dropped and the error returned.
     Failed(LogError),
+    /// Nothing is buffered and the consumer task is retrying this failure: the
+    /// partition cannot be read now (the cursor is kept).
+    Unavailable(String),
 }
 
 impl Cursor {
@@ -68,6 +84,7 @@ impl Cursor {
                 bytes: 0,
                 callbacks: Vec::new(),
                 failed: None,
+                retrying: None,
                 last_used: Instant::now(),
             }),
             space: tokio::sync::Notify::new(),
@@ -129,11 +146,15 @@ impl Cursor {
             }
             out.push(record.clone());
         }
+        let retrying = inner.retrying.clone().filter(|_| out.is_empty());
         drop(inner);
         if trimmed {
             self.space.notify_one();
         }
-        Served::Records(out)
+        match retrying {
+            Some(reason) => Served::Unavailable(reason),
+            None => Served::Records(out),
+        }
     }
 
     /// Whether the record at `offset` is buffered; the cursor's failure, once.
@@ -181,6 +202,25 @@ impl Cursor {
         let mut inner = self.lock();
         if inner.records.is_empty() {
             inner.start = start;
+        }
+    }
+
+    /// Notes that the consumer task is retrying `error` (or, with `None`, that a stream
+    /// is open again). On the first failure waiters are woken, so that a reader waiting
+    /// for records learns that none can come for now.
+    fn set_retrying(&self, error: Option<&LogError>) {
+        let due = {
+            let mut inner = self.lock();
+            let first = inner.retrying.is_none() && error.is_some();
+            inner.retrying = error.map(ToString::to_string);
+            if first {
+                take_callbacks(&mut inner, |_| true)
+            } else {
+                Vec::new()
+            }
+        };
+        for callback in due {
+            callback();
         }
     }
 
@@ -267,6 +307,7 @@ pub(crate) async fn run(shared: Arc<Shared>, target: Target, cursor: Arc<Cursor>
                         cursor.fail(error);
                         return;
                     }
+                    cursor.set_retrying(Some(&error));
                     backoff.wait(&error).await;
                     continue 'open;
                 }
@@ -303,6 +344,7 @@ pub(crate) async fn run(shared: Arc<Shared>, target: Target, cursor: Arc<Cursor>
                     cursor.fail(error);
                     return;
                 }
+                cursor.set_retrying(Some(&error));
                 backoff.wait(&error).await;
                 continue 'open;
             }
@@ -312,11 +354,14 @@ pub(crate) async fn run(shared: Arc<Shared>, target: Target, cursor: Arc<Cursor>
                     partition,
                     reason: "opening a consumer stream timed out".into(),
                 };
+                cursor.set_retrying(Some(&error));
                 backoff.wait(&error).await;
                 continue 'open;
             }
         };
         shared.stats.streams_opened.fetch_add(1, Ordering::Relaxed);
+        cursor.set_retrying(None);
+        let mut silent_since = Instant::now();
         loop {
             while cursor.is_full(shared.options.buffer_bytes) {
                 if cursor.is_closed() {
@@ -331,14 +376,30 @@ pub(crate) async fn run(shared: Arc<Shared>, target: Target, cursor: Arc<Cursor>
                     if cursor.is_closed() {
                         return;
                     }
-                    continue;
+                    if silent_since.elapsed() < PROBE_IDLE {
+                        continue;
+                    }
+                    silent_since = Instant::now();
+                    match crate::topics::fetch_end(&shared, &fluvio_topic, partition).await {
+                        Ok(end) if end <= expected => continue,
+                        // The leader has records the stream did not deliver: reopen.
+                        Ok(_) => continue 'open,
+                        Err(e) => {
+                            let error = classify(&shared.endpoint, op, &e);
+                            cursor.set_retrying(Some(&error));
+                            backoff.wait(&error).await;
+                            continue 'open;
+                        }
+                    }
                 }
             };
+            silent_since = Instant::now();
             let mut batch = match first {
                 Some(Ok(record)) => vec![record],
                 Some(Err(code)) => {
                     let error = classify_code(op, &code);
                     shared.stats.stream_errors.fetch_add(1, Ordering::Relaxed);
+                    cursor.set_retrying(Some(&error));
                     backoff.wait(&error).await;
                     continue 'open;
                 }
@@ -470,21 +531,48 @@ mod tests {
         assert!(cursor.is_full(20) && !cursor.is_full(21));
     }
 
-    #[test]
-    fn failure_wakes_waiters_and_is_returned_once() {
-        let cursor = Cursor::new(0);
+    /// Registers a callback for `offset` that counts how often it runs.
+    fn waiter(cursor: &Cursor, offset: u64) -> Arc<AtomicUsize> {
         let fired = Arc::new(AtomicUsize::new(0));
         let f = fired.clone();
         cursor.notify_beyond(
-            0,
+            offset,
             Box::new(move || {
                 f.fetch_add(1, Ordering::SeqCst);
             }),
         );
+        fired
+    }
+
+    #[test]
+    fn failure_wakes_waiters_and_is_returned_once() {
+        let cursor = Cursor::new(0);
+        let fired = waiter(&cursor, 0);
         cursor.fail(LogError::UnknownTopic("t".into()));
         assert_eq!(fired.load(Ordering::SeqCst), 1);
         assert!(cursor.is_closed());
         assert!(matches!(cursor.serve(0, 1, 1), Served::Failed(_)));
+        assert!(matches!(cursor.serve(0, 1, 1), Served::Records(r) if r.is_empty()));
+    }
+
+    #[test]
+    fn a_retried_failure_wakes_waiters_and_is_reported_until_a_stream_opens() {
+        let cursor = Cursor::new(0);
+        let fired = waiter(&cursor, 0);
+        let error = LogError::Unreachable {
+            endpoint: "sc".into(),
+            reason: "connection refused".into(),
+        };
+        cursor.set_retrying(Some(&error));
+        cursor.set_retrying(Some(&error));
+        assert_eq!(fired.load(Ordering::SeqCst), 1, "woken once");
+        assert!(!cursor.is_closed(), "the cursor is kept");
+        for _ in 0..2 {
+            assert!(
+                matches!(cursor.serve(0, 1, 1), Served::Unavailable(r) if r.contains("refused"))
+            );
+        }
+        cursor.set_retrying(None);
         assert!(matches!(cursor.serve(0, 1, 1), Served::Records(r) if r.is_empty()));
     }
 

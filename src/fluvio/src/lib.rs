@@ -478,6 +478,11 @@ impl Log for FluvioLog {
                 self.drop_cursor(topic, partition, &cursor);
                 Err(error)
             }
+            Served::Unavailable(reason) => Err(LogError::PartitionOffline {
+                topic: topic.to_string(),
+                partition,
+                reason,
+            }),
         }
     }
 
