@@ -21,3 +21,20 @@ pub fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The Fluvio cluster to test against (`KAPPA_FLUVIO_ENDPOINT`, the SC's HOST:PORT), or
+/// `None` after saying on stderr, past the harness's capture, that `test` is skipped.
+pub fn fluvio_endpoint(test: &str) -> Option<String> {
+    match std::env::var("KAPPA_FLUVIO_ENDPOINT") {
+        Ok(endpoint) if !endpoint.is_empty() => Some(endpoint),
+        _ => {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test}: KAPPA_FLUVIO_ENDPOINT is not set, so there is no Fluvio \
+                 cluster to test against (set it to the SC's HOST:PORT, e.g. 127.0.0.1:9003)"
+            );
+            None
+        }
+    }
+}
