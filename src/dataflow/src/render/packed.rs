@@ -90,6 +90,11 @@ impl PackedRow {
         )
     }
 
+    /// The 64-bit hash of the packed bytes: the same in every process.
+    pub(crate) fn hash_code(&self) -> u64 {
+        self.hash
+    }
+
     /// The values, unpacked.
     pub(crate) fn unpack(&self) -> Row {
         let mut rest: &[u8] = &self.bytes;
