@@ -19,6 +19,7 @@ use serde::Serialize;
 
 use crate::error::DataError;
 use crate::metrics::StoreMetrics;
+use crate::render::PackedRow;
 use crate::source::{ReadFailure, SourceProgress};
 
 /// Capacity of the broadcast channel feeding live subscribers; a subscriber that
@@ -250,23 +251,20 @@ impl ViewStore {
     ) {
         let started = Instant::now();
         let busy = !(updates.is_empty() && errors.is_empty() && progress.is_empty());
-        let mut net: BTreeMap<(usize, Row), i64> = BTreeMap::new();
-        for (view, row, diff) in updates {
-            *net.entry((view, row)).or_insert(0) += diff as i64;
-        }
+        let changes = consolidate(updates);
         let mut net_errors: BTreeMap<DataError, i64> = BTreeMap::new();
         for (error, diff) in errors {
             *net_errors.entry(error).or_insert(0) += diff as i64;
         }
         let mut state = self.state.write().expect("view store lock poisoned");
-        let changes: Vec<(usize, Row, i64)> = net
-            .into_iter()
-            .filter(|(_, diff)| *diff != 0)
-            .map(|((view, row), diff)| (view, row, diff))
-            .collect();
         for (view, row, diff) in &changes {
             let rows = &mut state.views[*view].rows;
-            let count = rows.entry(row.clone()).or_insert(0);
+            // Most changes touch rows already present (a count moving): look up by
+            // reference and clone the row only when it is new.
+            let count = match rows.get_mut(row) {
+                Some(count) => count,
+                None => rows.entry(row.clone()).or_insert(0),
+            };
             *count += diff;
             if *count == 0 {
                 rows.remove(row);
@@ -330,10 +328,60 @@ impl ViewStore {
     }
 }
 
+/// Sums the diffs of equal `(view, row)` updates and drops those that cancel, in
+/// `(view, row)` order.
+///
+/// Updates are sorted by view and a hash of the row, so rows are compared only
+/// within a run of equal hashes (almost always equal rows): comparing rows value by
+/// value was most of the cost of applying a batch.
+fn consolidate(updates: Vec<(usize, Row, isize)>) -> Vec<(usize, Row, i64)> {
+    let mut hashed: Vec<(usize, u64, Row, i64)> = updates
+        .into_iter()
+        .map(|(view, row, diff)| {
+            let hash = PackedRow::pack(&row).hash_code();
+            (view, hash, row, diff as i64)
+        })
+        .collect();
+    hashed.sort_unstable_by_key(|(view, hash, _, _)| (*view, *hash));
+    let mut out: Vec<(usize, Row, i64)> = Vec::with_capacity(hashed.len());
+    for run in hashed.chunk_by_mut(|a, b| (a.0, a.1) == (b.0, b.1)) {
+        let start = out.len();
+        for (view, _, row, diff) in run.iter_mut() {
+            match out[start..].iter_mut().find(|(_, r, _)| r == row) {
+                Some(existing) => existing.2 += *diff,
+                None => out.push((*view, std::mem::take(row), *diff)),
+            }
+        }
+    }
+    out.retain(|(_, _, diff)| *diff != 0);
+    // Readers of a batch get its changes in (view, row) order.
+    out.sort_unstable_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use kappa_sql::Value;
+
+    #[test]
+    fn consolidate_sums_equal_updates_and_drops_cancelled_ones() {
+        let (a, b, c) = (
+            vec![Value::Int(1)],
+            vec![Value::Int(2)],
+            vec![Value::Int(3)],
+        );
+        let updates = vec![
+            (1, b.clone(), 1),
+            (0, a.clone(), 2),
+            (1, b.clone(), -1),
+            (0, c.clone(), -1),
+            (0, a.clone(), 1),
+            (2, c.clone(), 1),
+            (2, c.clone(), -1),
+        ];
+        assert_eq!(consolidate(updates), vec![(0, a, 3), (0, c, -1)]);
+    }
 
     #[test]
     fn applies_consolidated_changes_atomically() {
