@@ -14,6 +14,7 @@
 
 mod frame;
 mod lock;
+mod mapping;
 mod meta;
 mod partition;
 mod recovery;

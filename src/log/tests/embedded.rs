@@ -204,22 +204,31 @@ fn corruption_in_the_middle_is_an_error_naming_file_and_position() {
 #[test]
 fn corruption_in_a_sealed_segment_is_reported_on_read() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let log = EmbeddedLog::open(dir.path(), opts(512)).unwrap();
-        log.create_topic("t", 1).unwrap();
-        for i in 0..10 {
-            log.append("t", 0, &batch(i * 5, 5)).unwrap();
-        }
-    }
-    let first = segments(dir.path(), "t", 0).remove(0);
+    let first = write_sealed_segments(dir.path());
     let mut bytes = std::fs::read(&first).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 0x01; // a payload byte: framing intact, checksum wrong
     std::fs::write(&first, &bytes).unwrap();
     let log = EmbeddedLog::open(dir.path(), opts(512)).unwrap();
+    assert_read_corrupt(&log, &first);
+}
+
+/// Writes 50 records in segments of at most 512 bytes and closes the log; returns the
+/// first (sealed) segment.
+fn write_sealed_segments(dir: &Path) -> PathBuf {
+    let log = EmbeddedLog::open(dir, opts(512)).unwrap();
+    log.create_topic("t", 1).unwrap();
+    for i in 0..10 {
+        log.append("t", 0, &batch(i * 5, 5)).unwrap();
+    }
+    segments(dir, "t", 0).remove(0)
+}
+
+/// Asserts that reading topic `t` from offset 0 fails with corruption found in `file`.
+fn assert_read_corrupt(log: &dyn Log, file: &Path) {
     let err = log.read("t", 0, 0, usize::MAX, usize::MAX).unwrap_err();
     assert!(
-        matches!(&err, LogError::Corrupt { file, .. } if *file == first),
+        matches!(&err, LogError::Corrupt { file: f, .. } if f == file),
         "{err}"
     );
 }
@@ -388,4 +397,98 @@ fn invalid_names_and_counts_are_rejected() {
         Err(LogError::InvalidPartitionCount(0))
     ));
     assert!(log.list_topics().unwrap().is_empty());
+}
+
+/// Byte positions of the frames of a segment file (`len:u32le crc:u32le body`).
+fn frame_positions(bytes: &[u8]) -> Vec<u64> {
+    let mut positions = Vec::new();
+    let mut pos = 0;
+    while pos < bytes.len() {
+        positions.push(pos as u64);
+        let body_len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap());
+        pos += 8 + body_len as usize;
+    }
+    positions
+}
+
+/// Overwrites bytes of a file in place (no truncation, as a bit flip on disk would).
+fn overwrite(path: &Path, pos: u64, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let file = OpenOptions::new().write(true).open(path).unwrap();
+    file.write_all_at(bytes, pos).unwrap();
+}
+
+/// [`write_sealed_segments`], reopened so that its sealed segments have not been read
+/// yet; returns the log with its first (sealed) segment.
+fn reopened_with_sealed_segments(dir: &Path) -> (EmbeddedLog, PathBuf) {
+    let first = write_sealed_segments(dir);
+    (EmbeddedLog::open(dir, opts(512)).unwrap(), first)
+}
+
+#[test]
+fn corruption_of_a_sealed_segment_after_open_is_reported_by_the_first_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, first) = reopened_with_sealed_segments(dir.path());
+    let bytes = std::fs::read(&first).unwrap();
+    let last_frame = *frame_positions(&bytes).last().unwrap();
+    let flip = bytes.len() as u64 - 1; // a payload byte of the last frame
+    overwrite(&first, flip, &[bytes[flip as usize] ^ 0x01]);
+    let reader = EmbeddedLog::open_read_only(dir.path(), opts(512)).unwrap();
+    for log in [&log, &reader] {
+        for from in [0, 4] {
+            match log.read("t", 0, from, usize::MAX, usize::MAX).unwrap_err() {
+                LogError::Corrupt { file, position, .. } => {
+                    assert_eq!((file, position), (first.clone(), last_frame))
+                }
+                other => panic!("expected Corrupt, got {other}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn a_frame_verified_once_is_trusted_until_the_log_is_reopened() {
+    // The documented contract (embedded/mapping.rs): a frame's checksum is checked once
+    // per open log; a change to its bytes after that is found by the next open.
+    let dir = tempfile::tempdir().unwrap();
+    let (log, first) = reopened_with_sealed_segments(dir.path());
+    assert_eq!(payloads(&log, "t", 0, 0), expected(0..50));
+    let bytes = std::fs::read(&first).unwrap();
+    let flip = bytes.len() as u64 - 2; // a digit of the last record's payload
+    overwrite(&first, flip, &[bytes[flip as usize] ^ 0x01]);
+    assert_ne!(payloads(&log, "t", 0, 0), expected(0..50), "not re-checked");
+    drop(log);
+    let log = EmbeddedLog::open(dir.path(), opts(512)).unwrap();
+    assert_read_corrupt(&log, &first);
+}
+
+#[test]
+fn a_frame_length_changed_under_a_mapped_segment_is_an_error_not_a_crash() {
+    // Segments are memory-mapped; a frame claiming to extend past the committed bytes
+    // must be reported before anything beyond them (or beyond the file) is touched.
+    let dir = tempfile::tempdir().unwrap();
+    let (log, first) = reopened_with_sealed_segments(dir.path());
+    log.append("t", 0, &batch(50, 5)).unwrap();
+    assert_eq!(payloads(&log, "t", 0, 0), expected(0..55));
+    let active = segments(dir.path(), "t", 0).pop().unwrap();
+    for path in [&first, &active] {
+        let bytes = std::fs::read(path).unwrap();
+        let last_frame = *frame_positions(&bytes).last().unwrap();
+        let body_len = u32::from_le_bytes(bytes[last_frame as usize..][..4].try_into().unwrap());
+        overwrite(path, last_frame, &(body_len + 4096).to_le_bytes());
+        match log.read("t", 0, 0, usize::MAX, usize::MAX).unwrap_err() {
+            LogError::Corrupt {
+                file,
+                position,
+                reason,
+                ..
+            } => {
+                assert_eq!((&file, position), (path, last_frame));
+                assert!(reason.contains("past the committed data"), "{reason}");
+            }
+            other => panic!("expected Corrupt, got {other}"),
+        }
+        overwrite(path, last_frame, &body_len.to_le_bytes());
+    }
+    assert_eq!(payloads(&log, "t", 0, 0), expected(0..55));
 }

@@ -28,6 +28,9 @@ pub(crate) struct Partition {
     pub id: u32,
     pub dir: PathBuf,
     opts: Arc<EmbeddedOptions>,
+    /// Opened by a read-only log: another process writes, so the active segment is not
+    /// memory-mapped (see [`super::mapping`]).
+    read_only: bool,
     segments: RwLock<Vec<Segment>>,
     writer: Mutex<WriterState>,
     pub watch: Watch,
@@ -51,6 +54,7 @@ impl Partition {
         id: u32,
         dir: PathBuf,
         opts: Arc<EmbeddedOptions>,
+        read_only: bool,
         segments: Vec<Segment>,
     ) -> Self {
         let end = segments.last().map_or(0, |s| s.end);
@@ -59,6 +63,7 @@ impl Partition {
             id,
             dir,
             opts,
+            read_only,
             segments: RwLock::new(segments),
             writer: Mutex::new(WriterState::default()),
             watch: Watch::new(end),
@@ -147,6 +152,8 @@ impl Partition {
                     f.count,
                     len,
                     self.opts.index_interval_bytes,
+                    // Checksummed from memory by `encode_batch`.
+                    true,
                 );
             }
             Ok(OffsetRange {
@@ -279,13 +286,7 @@ impl Partition {
         max_records: usize,
         max_bytes: usize,
     ) -> Result<Vec<Record>> {
-        let mut budget = ReadBudget {
-            max_records,
-            max_bytes,
-            bytes_used: 0,
-            // Sized for a typical read up front, to spare the regrowth copies.
-            out: Vec::with_capacity(max_records.min(4096)),
-        };
+        let mut budget = ReadBudget::new(max_records, max_bytes);
         let mut offset = from_offset;
         let mut first = true;
         while budget.out.len() < max_records {
@@ -302,15 +303,27 @@ impl Partition {
                         end,
                     });
                 }
+                if first {
+                    budget.available = end - offset;
+                }
                 first = false;
                 if offset >= end {
                     break;
                 }
                 let i = segments.partition_point(|s| s.end <= offset);
                 let seg = &segments[i];
+                let sealed = i + 1 < segments.len();
                 SegmentView {
                     path: seg.path.clone(),
                     file: seg.file.clone(),
+                    cache: seg.cache.clone(),
+                    // A sealed segment is mapped as it is; the writer's active one with
+                    // room to grow, so that it is mapped once rather than per append.
+                    map_reserve: match (sealed, self.read_only) {
+                        (true, _) => Some(seg.len),
+                        (false, false) => Some(seg.len.max(self.opts.segment_bytes)),
+                        (false, true) => None,
+                    },
                     start_pos: seg.seek(offset),
                     len: seg.len,
                     end: seg.end,

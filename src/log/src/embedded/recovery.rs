@@ -2,7 +2,8 @@
 //! the tail after a crash.
 //!
 //! Sealed segments (all but the last) are checked for framing and offset continuity; any
-//! defect there is [`LogError::Corrupt`]. The last segment is fully verified (checksums
+//! defect there is [`LogError::Corrupt`]; their checksums are checked by the first read
+//! of each frame (see [`super::mapping`]). The last segment is fully verified (checksums
 //! included). An invalid frame at its end is a torn write of an unacknowledged batch:
 //! the writer truncates it away and logs what was dropped. An invalid frame followed by
 //! a valid one is corruption in the middle, and an error naming the file and position.
@@ -71,6 +72,7 @@ pub(crate) fn open_partition(
         id,
         dir.to_path_buf(),
         opts.clone(),
+        read_only,
         segments,
     ))
 }

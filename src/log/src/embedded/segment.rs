@@ -7,6 +7,10 @@
 //! holds `(frame base offset, byte position)` for the first frame and then for a frame
 //! every `index_interval_bytes`, so finding an offset is a binary search plus a scan of
 //! at most one interval.
+//!
+//! Reads hand out records whose keys and payloads are slices of the segment's memory
+//! map (or, where a segment may not be mapped, of a `pread` buffer), and check the
+//! checksum of each frame beyond the segment's verified prefix ([`super::mapping`]).
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -15,7 +19,8 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
-use super::frame::{self, FrameHead, BODY_PREFIX, HEADER};
+use super::frame::{self, FrameHead, BODY_PREFIX, HEADER, RECORD_OVERHEAD};
+use super::mapping::SegmentCache;
 use crate::{LogError, Record, Result};
 
 /// The file name of the segment whose first offset is `base`.
@@ -48,6 +53,8 @@ pub(crate) struct Segment {
     pub index: Vec<(u64, u64)>,
     /// Byte position of the last index entry.
     last_indexed: Option<u64>,
+    /// The memory map and verified prefix that reads share.
+    pub cache: Arc<SegmentCache>,
 }
 
 impl Segment {
@@ -61,10 +68,12 @@ impl Segment {
             end: base,
             index: Vec::new(),
             last_indexed: None,
+            cache: Arc::default(),
         }
     }
 
-    /// Records a committed frame at `pos` of `total_len` bytes holding `count` records.
+    /// Records a committed frame at `pos` of `total_len` bytes holding `count` records;
+    /// `verified` says whether its checksum is known to match.
     pub(crate) fn push_frame(
         &mut self,
         pos: u64,
@@ -72,6 +81,7 @@ impl Segment {
         count: u32,
         total_len: u64,
         interval: u64,
+        verified: bool,
     ) {
         debug_assert_eq!(pos, self.len);
         debug_assert_eq!(base_offset, self.end);
@@ -81,6 +91,9 @@ impl Segment {
         }
         self.len = pos + total_len;
         self.end = base_offset + u64::from(count);
+        if verified {
+            self.cache.mark_verified(pos, self.len);
+        }
     }
 
     /// The byte position of a frame at or before the one holding `offset`.
@@ -197,6 +210,7 @@ pub(crate) fn scan(
             head.count,
             head.total_len(),
             interval,
+            verify,
         );
         pos += head.total_len();
     }
@@ -242,17 +256,56 @@ pub(crate) struct ReadBudget {
     pub max_bytes: usize,
     /// Key and payload bytes in `out`.
     pub bytes_used: usize,
+    /// Records at or after the read's first offset when it started.
+    pub available: u64,
     /// The records read.
     pub out: Vec<Record>,
 }
 
-/// The most bytes read from a segment file at once (larger frames are read whole).
+impl ReadBudget {
+    /// A budget for a read of at most `max_records` records and `max_bytes` bytes.
+    pub(crate) fn new(max_records: usize, max_bytes: usize) -> Self {
+        ReadBudget {
+            max_records,
+            max_bytes,
+            bytes_used: 0,
+            available: u64::MAX,
+            out: Vec::new(),
+        }
+    }
+
+    /// Sizes `out`, before its first record, for as many records as the limits allow if
+    /// they are like those of the frame `head` (up to [`MAX_RESERVE`]): growing it by
+    /// doubling instead would copy about as many bytes as a read of small records hands
+    /// out.
+    fn reserve_like(&mut self, head: &FrameHead) {
+        let body = head.body_len as usize - BODY_PREFIX;
+        let per_record = body / head.count as usize;
+        let fit = self.max_bytes / per_record.saturating_sub(RECORD_OVERHEAD).max(1);
+        let records = fit
+            .saturating_add(1)
+            .min(self.max_records)
+            .min(usize::try_from(self.available).unwrap_or(usize::MAX))
+            .min(MAX_RESERVE);
+        self.out.reserve_exact(records);
+    }
+}
+
+/// The most records a read makes room for up front; beyond, its vector grows as usual.
+const MAX_RESERVE: usize = 1 << 16;
+
+/// The most bytes read from a segment file at once with `pread` (larger frames are read
+/// whole).
 const READ_CHUNK: usize = 120 << 10;
 
 /// A consistent view of a segment for one read, taken under the partition's lock.
 pub(crate) struct SegmentView {
     pub path: PathBuf,
     pub file: Arc<File>,
+    pub cache: Arc<SegmentCache>,
+    /// Read through a memory map of at least this many bytes, or with `pread` when `None`
+    /// (see [`super::mapping`] for which segments may be mapped).
+    pub map_reserve: Option<u64>,
     pub start_pos: u64,
     pub len: u64,
     pub end: u64,
@@ -260,6 +313,7 @@ pub(crate) struct SegmentView {
 
 /// Reads records at or after `from_offset` from the committed part of a segment, from
 /// `view.start_pos` (an index position at or before the frame holding `from_offset`).
+/// Checks the checksum of every frame it decodes beyond the segment's verified prefix.
 /// Returns whether the whole segment was consumed (the budget was not the limit).
 pub(crate) fn read_segment(
     view: &SegmentView,
@@ -267,26 +321,57 @@ pub(crate) fn read_segment(
     max_body: u32,
     budget: &mut ReadBudget,
 ) -> Result<bool> {
-    // Chunks small enough that a read limited by record count wastes little, and below
-    // the allocator's mmap threshold so they are recycled rather than faulted in anew.
-    let chunk = budget
-        .max_bytes
-        .saturating_add(4096)
-        .clamp(4096, READ_CHUNK);
+    if view.start_pos >= view.len {
+        return Ok(true);
+    }
+    // A segment that cannot be mapped (say, the process's limit of mappings is reached)
+    // is read with `pread` instead.
+    let mapped = view.map_reserve.and_then(|reserve| {
+        view.cache
+            .mapped(&view.file, view.len, reserve)
+            .inspect_err(|e| {
+                tracing::debug!(file = %view.path.display(), error = %e, "mmap failed; reading with pread")
+            })
+            .ok()
+    });
+    let fetch = |pos: u64, len: usize| match &mapped {
+        Some(map) => Ok(map.slice(pos as usize..pos as usize + len)),
+        None => read_at(view, pos, len),
+    };
+    // A mapping is read as one chunk. `pread` chunks are small enough that a read
+    // limited by record count wastes little, and below the allocator's mmap threshold
+    // so they are recycled rather than faulted in anew.
+    let chunk = match mapped {
+        Some(_) => usize::MAX,
+        None => budget
+            .max_bytes
+            .saturating_add(4096)
+            .clamp(4096, READ_CHUNK),
+    };
+    let mut checks = Checks::new(&view.cache);
     let mut pos = view.start_pos;
     while pos < view.len {
         let want = (view.len - pos).min(chunk as u64) as usize;
-        let buf = read_at(view, pos, want)?;
+        let buf = fetch(pos, want)?;
         let mut at = 0usize;
         let mut progressed = false;
         while at + HEADER + BODY_PREFIX <= buf.len() {
-            let head = parse(view, pos + at as u64, &buf[at..], max_body)?;
+            let frame_pos = pos + at as u64;
+            let head = parse(view, frame_pos, &buf[at..], max_body)?;
             let total = head.total_len() as usize;
+            if frame_pos + total as u64 > view.len {
+                return Err(corrupt(
+                    view,
+                    frame_pos,
+                    format!("frame of {total} bytes extends past the committed data"),
+                ));
+            }
             if at + total > buf.len() {
                 if !progressed {
                     // A frame larger than the chunk: read exactly that frame.
-                    let whole = read_at(view, pos, total)?;
-                    if decode_frame(view, pos, &head, whole.slice(HEADER..), from_offset, budget)? {
+                    let whole = fetch(pos, total)?;
+                    let body = whole.slice(HEADER..);
+                    if decode_frame(view, pos, &head, body, from_offset, budget, &mut checks)? {
                         return Ok(false);
                     }
                     at = total;
@@ -294,7 +379,15 @@ pub(crate) fn read_segment(
                 break;
             }
             let body = buf.slice(at + HEADER..at + total);
-            if decode_frame(view, pos + at as u64, &head, body, from_offset, budget)? {
+            if decode_frame(
+                view,
+                frame_pos,
+                &head,
+                body,
+                from_offset,
+                budget,
+                &mut checks,
+            )? {
                 return Ok(false);
             }
             at += total;
@@ -325,7 +418,49 @@ fn parse(view: &SegmentView, pos: u64, bytes: &[u8], max_body: u32) -> Result<Fr
     frame::parse_head(bytes, max_body).map_err(|reason| corrupt(view, pos, reason))
 }
 
-/// Decodes one frame into the budget; returns whether the budget ran out.
+/// Which frames one read must check, and how far the frames it checked extend the
+/// segment's verified prefix (published when the read is done, whatever its outcome).
+struct Checks<'a> {
+    cache: &'a SegmentCache,
+    /// The verified prefix when the read started.
+    known: u64,
+    /// The verified prefix including this read's checks so far.
+    prefix: u64,
+}
+
+impl<'a> Checks<'a> {
+    fn new(cache: &'a SegmentCache) -> Self {
+        let known = cache.verified();
+        Checks {
+            cache,
+            known,
+            prefix: known,
+        }
+    }
+
+    /// Whether the frame ending at `end` has yet to be checked.
+    fn needed(&self, end: u64) -> bool {
+        end > self.known
+    }
+
+    /// Notes that the frame `pos..end` is known to be good.
+    fn passed(&mut self, pos: u64, end: u64) {
+        if pos <= self.prefix {
+            self.prefix = self.prefix.max(end);
+        }
+    }
+}
+
+impl Drop for Checks<'_> {
+    fn drop(&mut self) {
+        if self.prefix > self.known {
+            self.cache.mark_verified(0, self.prefix);
+        }
+    }
+}
+
+/// Decodes one frame into the budget, checking its checksum unless it is known to be
+/// good; returns whether the budget ran out.
 fn decode_frame(
     view: &SegmentView,
     pos: u64,
@@ -333,11 +468,13 @@ fn decode_frame(
     body: Bytes,
     from_offset: u64,
     budget: &mut ReadBudget,
+    checks: &mut Checks<'_>,
 ) -> Result<bool> {
     if head.base_offset + u64::from(head.count) <= from_offset {
         return Ok(false);
     }
-    if !frame::body_ok(head, &body) {
+    let end = pos + head.total_len();
+    if checks.needed(end) && !frame::body_ok(head, &body) {
         return Err(LogError::Corrupt {
             file: view.path.clone(),
             position: pos,
@@ -345,11 +482,16 @@ fn decode_frame(
             reason: "checksum mismatch".to_string(),
         });
     }
+    checks.passed(pos, end);
+    if budget.out.capacity() == 0 {
+        budget.reserve_like(head);
+    }
     let ReadBudget {
         max_records,
         max_bytes,
         bytes_used,
         out,
+        ..
     } = budget;
     frame::decode_body(
         &body,
@@ -395,7 +537,7 @@ mod tests {
         let mut seg = Segment::new(10, PathBuf::from("x"), file);
         // Frames of 100 bytes and 5 records each; index every 250 bytes.
         for i in 0..10u64 {
-            seg.push_frame(i * 100, 10 + i * 5, 5, 100, 250);
+            seg.push_frame(i * 100, 10 + i * 5, 5, 100, 250, false);
         }
         assert_eq!(seg.index, vec![(10, 0), (25, 300), (40, 600), (55, 900)]);
         assert_eq!(seg.seek(10), 0);
