@@ -86,17 +86,22 @@ impl Answers {
 /// (`kappa::workload::clicks(events, seed)`) in topic [`TOPIC`], keyed by user as
 /// `kappa demo` does. Appends use the interval fsync policy: loading is not measured.
 pub fn load_log(dir: &Path, events: usize, seed: u64) -> Result<(), LogError> {
-    let log = EmbeddedLog::open(dir, log_options())?;
-    log.create_topic(TOPIC, PARTITIONS)?;
+    load_topic(&EmbeddedLog::open(dir, log_options())?, TOPIC, events, seed)
+}
+
+/// Creates `topic` with [`PARTITIONS`] partitions in any log and appends `events`
+/// generated clickstream events to it, keyed by user, in batches of 10,000.
+pub fn load_topic(log: &dyn Log, topic: &str, events: usize, seed: u64) -> Result<(), LogError> {
+    log.create_topic(topic, PARTITIONS)?;
     let mut batch = Vec::with_capacity(10_000);
     for line in kappa::workload::clicks(events, seed) {
         batch.push(record(line));
         if batch.len() == batch.capacity() {
-            log.append_routed(TOPIC, &batch)?;
+            log.append_routed(topic, &batch)?;
             batch.clear();
         }
     }
-    log.append_routed(TOPIC, &batch)?;
+    log.append_routed(topic, &batch)?;
     log.flush()
 }
 
