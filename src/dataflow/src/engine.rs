@@ -22,7 +22,7 @@ use timely::WorkerConfig;
 use crate::error::RuntimeError;
 use crate::install::{install, Installed};
 use crate::metrics::DataflowMetrics;
-use crate::source::{SourceConfig, SourceControl};
+use crate::source::{now_ms, SourceConfig, SourceControl};
 use crate::store::ViewStore;
 
 /// Identifies a pipeline version.
@@ -153,6 +153,7 @@ impl Engine {
                     }
                 }
                 worker.step_or_park(Some(Duration::from_millis(10)));
+                steer_replays(&installed);
                 if inbox.is_some() {
                     let stores = worker_stores.lock().expect("stores lock").clone();
                     for (id, version) in &installed {
@@ -253,5 +254,23 @@ impl Engine {
             }
         }
         Ok(())
+    }
+}
+
+/// Tells every version's sources how far the live (unthrottled) versions on this
+/// worker lag wall-clock time, so that replaying ones pace themselves (see
+/// [`crate::pacer`]). Logical times are wall-clock milliseconds: a frontier's
+/// distance from now is how stale the views are.
+fn steer_replays(installed: &BTreeMap<VersionId, Installed>) {
+    let now = now_ms();
+    let live_lag = installed
+        .values()
+        .filter(|version| !version.control.is_throttled())
+        .filter_map(Installed::frontier)
+        .map(|frontier| now.saturating_sub(frontier))
+        .max()
+        .unwrap_or(0);
+    for version in installed.values() {
+        version.control.set_live_lag_ms(live_lag);
     }
 }

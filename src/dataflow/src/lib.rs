@@ -10,6 +10,7 @@ pub mod engine;
 pub mod error;
 mod install;
 pub mod metrics;
+mod pacer;
 pub mod render;
 pub mod runtime;
 pub mod source;

@@ -40,6 +40,7 @@ use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::dataflow::{Scope, Stream};
 
 use crate::error::{DataError, Origin};
+use crate::pacer::ReplayPacer;
 use crate::{Diff, Time};
 
 /// How sources read the log.
@@ -55,9 +56,13 @@ pub struct SourceConfig {
     pub idle_tick: Duration,
     /// Stop at the log end observed when the pipeline starts (a bounded run), or follow.
     pub bounded: bool,
-    /// Most records read from one partition per activation while throttled (replaying
-    /// beside a live version), so that the live version's batches are not delayed.
+    /// Most records read per activation while throttled (replaying beside a live
+    /// version), so that the live version's batches are not delayed.
     pub throttled_batch_records: usize,
+    /// While throttled, reading pauses whenever the live version sharing the
+    /// workers lags wall-clock time by more than this (see [`crate::pacer`]).
+    #[serde(default = "default_live_lag_bound")]
+    pub live_lag_bound: Duration,
 }
 
 /// Steering of a running version's sources, changed by sequenced commands on every
@@ -66,8 +71,11 @@ pub struct SourceConfig {
 pub struct SourceControl {
     /// Read no partition beyond these offsets (exclusive), by `(topic, partition)`.
     hold: RefCell<Option<BTreeMap<(String, u32), u64>>>,
-    /// Replaying beside a live version: read small batches, one in flight.
+    /// Replaying beside a live version: read paced batches, one in flight.
     throttled: Cell<bool>,
+    /// How far (ms) the live version on this worker lags wall-clock time, as last
+    /// seen by the engine; read by throttled sources.
+    live_lag_ms: Cell<u64>,
 }
 
 impl SourceControl {
@@ -79,6 +87,16 @@ impl SourceControl {
     /// Throttles reading (replay) or lets it run at full speed.
     pub fn set_throttled(&self, throttled: bool) {
         self.throttled.set(throttled);
+    }
+
+    /// Whether the version replays beside a live one.
+    pub(crate) fn is_throttled(&self) -> bool {
+        self.throttled.get()
+    }
+
+    /// Tells a throttled source how far (ms) the live version lags.
+    pub(crate) fn set_live_lag_ms(&self, lag_ms: u64) {
+        self.live_lag_ms.set(lag_ms);
     }
 
     fn held_at(&self, topic: &str, partition: u32) -> Option<u64> {
@@ -98,9 +116,18 @@ impl Default for SourceConfig {
             idle_tick: Duration::from_millis(5),
             bounded: false,
             throttled_batch_records: 2_048,
+            live_lag_bound: default_live_lag_bound(),
         }
     }
 }
+
+fn default_live_lag_bound() -> Duration {
+    Duration::from_millis(20)
+}
+
+/// The longest a throttled source pauses for a lagging live version before it
+/// reads one (small) batch anyway.
+const STARVATION_LIMIT: Duration = Duration::from_millis(50);
 
 /// What one batch of one partition did, sent to worker 0 beside the rows.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -258,6 +285,9 @@ pub fn render_source<'s>(
 
     builder.build(move |mut capabilities| {
         let mut in_flight: VecDeque<Time> = VecDeque::new();
+        let mut last_read = Instant::now();
+        let mut pacer = ReplayPacer::new(config.throttled_batch_records);
+        let lag_bound_ms = config.live_lag_bound.as_millis() as u64;
         move |_frontiers| {
             if capabilities.is_empty() {
                 return;
@@ -266,11 +296,25 @@ pub fn render_source<'s>(
                 capabilities.clear();
                 return;
             }
+            let throttled = control.throttled.get();
+            let live_fresh = control.live_lag_ms.get() <= lag_bound_ms;
             while in_flight.front().is_some_and(|t| !probe.less_equal(t)) {
                 in_flight.pop_front();
+                if throttled && live_fresh {
+                    pacer.live_fresh();
+                }
             }
+            // A live version that lags pauses the replay, but never for long: a live
+            // version that cannot keep up (or is itself catching up) must not starve it.
+            if throttled && !live_fresh && last_read.elapsed() < STARVATION_LIMIT {
+                pacer.live_lagging();
+                activator.activate_after(Duration::from_millis(1));
+                return;
+            }
+            last_read = Instant::now();
             let time = now_ms().max(*capabilities[0].time());
-            let throttled = control.throttled.get();
+            // A paced replay batch is shared among the partitions read.
+            let paced_records = (pacer.batch_records() / readers.len().max(1)).max(1);
             let max_in_flight = if throttled { 1 } else { config.max_batches_in_flight };
             if in_flight.len() >= max_in_flight {
                 activator.activate_after(Duration::from_millis(1));
@@ -295,7 +339,7 @@ pub fn render_source<'s>(
                 }
                 reader.waiting = false;
                 let mut limit = if throttled {
-                    config.throttled_batch_records
+                    paced_records
                 } else {
                     config.max_batch_records
                 };
