@@ -113,7 +113,7 @@ struct Inner {
     main: BTreeMap<String, MainSinks>,
 }
 
-/// Counters the metrics layer reads.
+/// Counters of one pipeline, read by the metrics layer.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct ControllerCounters {
     /// Promotions done.
@@ -135,7 +135,7 @@ pub struct Controller {
     config: ControllerConfig,
     inner: Mutex<Inner>,
     admin: Mutex<()>,
-    counters: Mutex<ControllerCounters>,
+    counters: Mutex<BTreeMap<String, ControllerCounters>>,
 }
 
 fn transition(record: &mut VersionRecord, to: VersionState, reason: &str) {
@@ -180,7 +180,7 @@ impl Controller {
                 ..Inner::default()
             }),
             admin: Mutex::new(()),
-            counters: Mutex::new(ControllerCounters::default()),
+            counters: Mutex::new(BTreeMap::new()),
         });
         controller.restore()?;
         Ok(controller)
@@ -770,7 +770,7 @@ impl Controller {
                 }
             };
             let total: u64 = diff.iter().map(ViewDiff::total).sum();
-            self.counters.lock().expect("counters").last_diff_rows = total;
+            self.count(pipeline, |c| c.last_diff_rows = total);
             let mut refusal = None;
             if let Some(budget) = gate.max_changed_rows {
                 if total > budget {
@@ -793,7 +793,7 @@ impl Controller {
             }
             if let Some(reason) = refusal {
                 self.release(old, &id);
-                self.counters.lock().expect("counters").gate_refusals += 1;
+                self.count(pipeline, |c| c.gate_refusals += 1);
                 return Err(ControllerError::GateRefused(reason));
             }
         }
@@ -838,14 +838,13 @@ impl Controller {
         if let Some(old) = &previous_id {
             self.release(old, &id);
         }
-        {
-            let mut counters = self.counters.lock().expect("counters");
+        self.count(pipeline, |c| {
             if rollback {
-                counters.rollbacks += 1;
+                c.rollbacks += 1;
             } else {
-                counters.promotions += 1;
+                c.promotions += 1;
             }
-        }
+        });
         self.enforce_retention(pipeline)?;
         tracing::info!(%id, ?previous, "promoted");
         Ok(PromoteReport {
@@ -938,8 +937,13 @@ impl Controller {
     }
 
     /// Counters for metrics.
-    pub fn counters(&self) -> ControllerCounters {
+    pub fn counters(&self) -> BTreeMap<String, ControllerCounters> {
         self.counters.lock().expect("counters").clone()
+    }
+
+    fn count(&self, pipeline: &str, update: impl FnOnce(&mut ControllerCounters)) {
+        let mut counters = self.counters.lock().expect("counters");
+        update(counters.entry(pipeline.to_string()).or_default());
     }
 
     /// Whether every pipeline's active version is caught up (readiness).

@@ -81,28 +81,28 @@ pub const ACTIVE_VERSION: MetricSpec = MetricSpec {
 pub const PROMOTIONS: MetricSpec = MetricSpec {
     name: "kappa_controller_promotions_total",
     kind: Kind::Counter,
-    labels: &[],
+    labels: &["pipeline"],
     help: "Promotions done (rollbacks included).",
 };
 /// Rollbacks.
 pub const ROLLBACKS: MetricSpec = MetricSpec {
     name: "kappa_controller_rollbacks_total",
     kind: Kind::Counter,
-    labels: &[],
+    labels: &["pipeline"],
     help: "Rollbacks to a draining version.",
 };
 /// Gate refusals.
 pub const GATE_REFUSALS: MetricSpec = MetricSpec {
     name: "kappa_controller_gate_refusals_total",
     kind: Kind::Counter,
-    labels: &[],
+    labels: &["pipeline"],
     help: "Promotions the diff gate refused.",
 };
 /// Diff size.
 pub const LAST_DIFF_ROWS: MetricSpec = MetricSpec {
     name: "kappa_controller_last_diff_rows",
     kind: Kind::Gauge,
-    labels: &[],
+    labels: &["pipeline"],
     help: "Rows added, removed or changed in the last promotion's diff, over all views.",
 };
 
@@ -166,18 +166,20 @@ impl ControllerCollector {
         }
     }
 
-    fn counter(&self, spec: &MetricSpec, value: u64) {
+    fn counter(&self, spec: &MetricSpec, labels: &[&str], value: u64) {
         if let Some((_, c)) = self.counters.iter().find(|(n, _)| *n == spec.name) {
-            c.with_label_values::<&str>(&[]).inc_by(value);
+            c.with_label_values(labels).inc_by(value);
         }
     }
 
     fn fill(&self, controller: &Controller) {
-        let counters = controller.counters();
-        self.counter(&PROMOTIONS, counters.promotions);
-        self.counter(&ROLLBACKS, counters.rollbacks);
-        self.counter(&GATE_REFUSALS, counters.gate_refusals);
-        self.gauge(&LAST_DIFF_ROWS, &[], counters.last_diff_rows as f64);
+        for (pipeline, counters) in controller.counters() {
+            let labels = [pipeline.as_str()];
+            self.counter(&PROMOTIONS, &labels, counters.promotions);
+            self.counter(&ROLLBACKS, &labels, counters.rollbacks);
+            self.counter(&GATE_REFUSALS, &labels, counters.gate_refusals);
+            self.gauge(&LAST_DIFF_ROWS, &labels, counters.last_diff_rows as f64);
+        }
         let status = controller.status();
         let pipelines = status["pipelines"].as_array().cloned().unwrap_or_default();
         for pipeline in &pipelines {
