@@ -286,6 +286,7 @@ pub fn render_source<'s>(
     builder.build(move |mut capabilities| {
         let mut in_flight: VecDeque<Time> = VecDeque::new();
         let mut last_read = Instant::now();
+        let mut behind = true;
         let mut pacer = ReplayPacer::new(config.throttled_batch_records);
         let lag_bound_ms = config.live_lag_bound.as_millis() as u64;
         move |_frontiers| {
@@ -315,7 +316,11 @@ pub fn render_source<'s>(
             let time = now_ms().max(*capabilities[0].time());
             // A paced replay batch is shared among the partitions read.
             let paced_records = (pacer.batch_records() / readers.len().max(1)).max(1);
-            let max_in_flight = if throttled { 1 } else { config.max_batches_in_flight };
+            // Caught up (the last read found less than a full batch), one batch in
+            // flight: what arrives meanwhile joins the next batch, so batches grow with
+            // the load and a live pipeline is not swamped by one logical time per
+            // millisecond. Behind, several full batches keep the dataflow busy.
+            let max_in_flight = if throttled || !behind { 1 } else { config.max_batches_in_flight };
             if in_flight.len() >= max_in_flight {
                 activator.activate_after(Duration::from_millis(1));
                 return;
@@ -456,6 +461,9 @@ pub fn render_source<'s>(
             let next = if emitted { time + 1 } else { time };
             for capability in capabilities.iter_mut() {
                 capability.downgrade(&next);
+            }
+            if emitted {
+                behind = more;
             }
             if readers.iter().all(PartitionReader::finished) {
                 capabilities.clear();
