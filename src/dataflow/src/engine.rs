@@ -21,6 +21,7 @@ use timely::WorkerConfig;
 
 use crate::error::RuntimeError;
 use crate::install::{install, Installed};
+use crate::introspect;
 use crate::metrics::DataflowMetrics;
 use crate::source::{now_ms, SourceConfig, SourceControl};
 use crate::store::ViewStore;
@@ -97,6 +98,7 @@ impl Engine {
             } else {
                 None
             };
+            let observed = introspect::attach(worker);
             let mut sequencer: Sequencer<Command> = Sequencer::new(worker, Instant::now());
             let mut installed: BTreeMap<VersionId, Installed> = BTreeMap::new();
             loop {
@@ -117,6 +119,14 @@ impl Engine {
                             control.set_throttled(throttled);
                             match install(worker, &plan, log.clone(), &source, control) {
                                 Ok(version) => {
+                                    let store = worker_stores
+                                        .lock()
+                                        .expect("stores lock")
+                                        .get(&id)
+                                        .cloned();
+                                    if let Some(store) = store {
+                                        observed.borrow_mut().insert(version.dataflow, store);
+                                    }
                                     installed.insert(id, version);
                                 }
                                 Err(error) => {
@@ -126,6 +136,7 @@ impl Engine {
                         }
                         Command::Retire { id } => {
                             if let Some(version) = installed.remove(&id) {
+                                observed.borrow_mut().remove(&version.dataflow);
                                 worker.drop_dataflow(version.dataflow);
                             }
                         }

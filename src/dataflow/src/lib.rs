@@ -9,6 +9,7 @@
 pub mod engine;
 pub mod error;
 mod install;
+pub(crate) mod introspect;
 pub mod metrics;
 mod pacer;
 pub mod render;

@@ -23,7 +23,7 @@ use kappa_log::Log;
 use kappa_sql::plan::Plan;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{GaugeVec, Histogram, HistogramVec, IntCounterVec, Registry};
+use prometheus::{CounterVec, GaugeVec, Histogram, HistogramVec, Registry};
 
 use crate::engine::VersionId;
 use crate::source::now_ms;
@@ -131,6 +131,20 @@ pub const VIEW_BYTES: MetricSpec = MetricSpec {
     labels: VIEW,
     help: "Estimated bytes of a view's rows (encoded size of a sample times the row count).",
 };
+/// Records held by each arrangement.
+pub const ARRANGEMENT_RECORDS: MetricSpec = MetricSpec {
+    name: "kappa_dataflow_arrangement_records",
+    kind: Kind::Gauge,
+    labels: &["pipeline", "version", "arrangement"],
+    help: "Updates held by an arrangement of the version's dataflow (shared and per view), summed over this process's workers, from differential's batch, merge and drop events.",
+};
+/// Operator activity.
+pub const BUSY_SECONDS: MetricSpec = MetricSpec {
+    name: "kappa_dataflow_busy_seconds_total",
+    kind: Kind::Counter,
+    labels: VERSION,
+    help: "Time this process's workers spent running the version's dataflow operators, from timely's schedule events.",
+};
 /// Live subscribers.
 pub const SUBSCRIBERS: MetricSpec = MetricSpec {
     name: "kappa_view_subscribers",
@@ -170,6 +184,8 @@ pub const CATALOG: &[MetricSpec] = &[
     VIEW_ROWS,
     VIEW_BYTES,
     SUBSCRIBERS,
+    ARRANGEMENT_RECORDS,
+    BUSY_SECONDS,
     APPLY_SECONDS,
     FRESHNESS_SECONDS,
 ];
@@ -209,7 +225,7 @@ struct Installed {
 
 /// The gauges and counters filled at scrape time.
 struct Scraped {
-    counters: Vec<(MetricSpec, IntCounterVec)>,
+    counters: Vec<(MetricSpec, CounterVec)>,
     gauges: Vec<(MetricSpec, GaugeVec)>,
 }
 
@@ -220,7 +236,7 @@ impl Scraped {
                 .iter()
                 .fold((Vec::new(), Vec::new()), |(mut c, mut g), spec| {
                     match spec.kind {
-                        Kind::Counter => c.push((*spec, spec.counter_vec())),
+                        Kind::Counter => c.push((*spec, spec.float_counter_vec())),
                         Kind::Gauge => g.push((*spec, spec.gauge_vec())),
                         Kind::Histogram => {}
                     }
@@ -230,6 +246,10 @@ impl Scraped {
     }
 
     fn counter(&self, spec: &MetricSpec, labels: &[&str], value: u64) {
+        self.counter_f64(spec, labels, value as f64);
+    }
+
+    fn counter_f64(&self, spec: &MetricSpec, labels: &[&str], value: f64) {
         if let Some((_, c)) = self.counters.iter().find(|(s, _)| s.name == spec.name) {
             c.with_label_values(labels).inc_by(value);
         }
@@ -335,6 +355,12 @@ impl DataflowMetrics {
                 scraped.counter(&DEAD_LETTERS, &v, s.error_count);
                 scraped.counter(&CHANGE_BATCHES, &v, s.seq);
                 scraped.gauge(&SUBSCRIBERS, &v, store.subscriber_count() as f64);
+                let activity = store.activity();
+                scraped.counter_f64(&BUSY_SECONDS, &v, activity.busy.as_secs_f64());
+                for (arrangement, records) in activity.records_by_arrangement() {
+                    let labels = [v[0], v[1], arrangement.as_str()];
+                    scraped.gauge(&ARRANGEMENT_RECORDS, &labels, records as f64);
+                }
                 for view in &s.views {
                     let labels = [v[0], v[1], view.name.as_str()];
                     let rows = view.rows.len();

@@ -20,6 +20,7 @@ use timely::WorkerConfig;
 
 use crate::error::RuntimeError;
 use crate::install::install;
+use crate::introspect;
 use crate::source::{now_ms, SourceConfig, SourceControl};
 use crate::store::{changelog_record, ChangeBatch, ViewStore};
 
@@ -145,8 +146,12 @@ pub fn start(
     let worker_shutdown = shutdown.clone();
     let source_config = config.source.clone();
     let workers = timely::execute(timely_config, move |worker| {
+        let observed = introspect::attach(worker);
         let control = Rc::new(SourceControl::default());
         let installed = install(worker, &plan, log.clone(), &source_config, control)?;
+        observed
+            .borrow_mut()
+            .insert(installed.dataflow, worker_store.clone());
         loop {
             if worker_shutdown.load(Ordering::SeqCst) {
                 // A following source never completes, and timely keeps stepping a

@@ -179,6 +179,31 @@ pub struct ViewStore {
     changelog: Mutex<Option<std::sync::mpsc::Sender<Arc<ChangeBatch>>>>,
     /// Apply latency and freshness histograms of this version, once registered.
     metrics: OnceLock<StoreMetrics>,
+    /// What timely and differential report about the version's operators.
+    activity: Mutex<Activity>,
+}
+
+/// What timely and differential report about a version's dataflow in this process
+/// (see [`crate::introspect`]).
+#[derive(Debug, Default, Clone)]
+pub struct Activity {
+    /// Updates held, by `(worker, operator id)`: the arrangement's name and count.
+    pub arrangements: BTreeMap<(usize, usize), (String, i64)>,
+    /// Time the workers spent running the dataflow's operators.
+    pub busy: std::time::Duration,
+}
+
+impl Activity {
+    /// Updates held per arrangement, summed over workers, named `<operator name>
+    /// #<operator id>` (every worker builds a dataflow's operators in the same order,
+    /// so an id names the same arrangement on each).
+    pub fn records_by_arrangement(&self) -> BTreeMap<String, i64> {
+        let mut sums = BTreeMap::new();
+        for ((_, operator), (name, records)) in &self.arrangements {
+            *sums.entry(format!("{name} #{operator}")).or_insert(0) += records;
+        }
+        sums
+    }
 }
 
 impl ViewStore {
@@ -199,7 +224,21 @@ impl ViewStore {
             subscribers: tokio::sync::broadcast::channel(SUBSCRIBER_BUFFER).0,
             changelog: Mutex::new(None),
             metrics: OnceLock::new(),
+            activity: Mutex::default(),
         }
+    }
+
+    /// What timely and differential last reported about the version's operators.
+    pub fn activity(&self) -> Activity {
+        self.activity
+            .lock()
+            .expect("activity lock poisoned")
+            .clone()
+    }
+
+    /// Updates the operator activity (called from workers' log handlers).
+    pub(crate) fn update_activity(&self, update: impl FnOnce(&mut Activity)) {
+        update(&mut self.activity.lock().expect("activity lock poisoned"));
     }
 
     /// Reads the state under the read lock: everything `f` sees is one consistent snapshot.

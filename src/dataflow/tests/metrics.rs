@@ -83,6 +83,24 @@ fn source_series_follow_the_log_and_vanish_on_retire() {
         r#"kappa_freshness_seconds_count{pipeline="words",version="1"}"#,
     );
     assert!(fresh.is_some_and(|n| n >= 1.0), "{text}");
+    // Operator activity and arrangement sizes, from timely's and differential's logs:
+    // the dataflow ran, and its arrangements (the count's among them) hold updates.
+    let busy = value(
+        &text,
+        r#"kappa_dataflow_busy_seconds_total{pipeline="words",version="1"}"#,
+    );
+    assert!(busy.is_some_and(|s| s > 0.0), "{text}");
+    let held: f64 = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("kappa_dataflow_arrangement_records{") && l.contains(r#"version="1""#)
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(
+        held >= 52.0,
+        "the arrangements hold at least the 52 counted words:\n{text}"
+    );
 
     // More records raise the counters; lag is computed against the log end.
     log.append("lines", 0, &[NewRecord::new(r#"{"line":"c"}"#, 1)])

@@ -14,7 +14,9 @@
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{
+    CounterVec, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry,
+};
 use serde::Serialize;
 
 /// A metric's Prometheus type.
@@ -54,6 +56,12 @@ impl MetricSpec {
     pub fn counter_vec(&self) -> IntCounterVec {
         debug_assert_eq!(self.kind, Kind::Counter, "{}", self.name);
         IntCounterVec::new(Opts::new(self.name, self.help), self.labels).expect("valid metric spec")
+    }
+
+    /// A counter of fractional amounts (seconds) with this spec's labels.
+    pub fn float_counter_vec(&self) -> CounterVec {
+        debug_assert_eq!(self.kind, Kind::Counter, "{}", self.name);
+        CounterVec::new(Opts::new(self.name, self.help), self.labels).expect("valid metric spec")
     }
 
     /// A gauge with this spec's labels.
