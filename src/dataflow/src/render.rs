@@ -13,8 +13,6 @@ mod reduce;
 mod scalar;
 mod topk;
 
-pub(crate) use packed::PackedRow;
-
 use std::rc::Rc;
 use std::sync::Arc;
 

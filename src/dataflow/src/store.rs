@@ -19,7 +19,6 @@ use serde::Serialize;
 
 use crate::error::DataError;
 use crate::metrics::StoreMetrics;
-use crate::render::PackedRow;
 use crate::source::{ReadFailure, SourceProgress};
 
 /// Capacity of the broadcast channel feeding live subscribers; a subscriber that
@@ -369,33 +368,15 @@ impl ViewStore {
 
 /// Sums the diffs of equal `(view, row)` updates and drops those that cancel, in
 /// `(view, row)` order.
-///
-/// Updates are sorted by view and a hash of the row, so rows are compared only
-/// within a run of equal hashes (almost always equal rows): comparing rows value by
-/// value was most of the cost of applying a batch.
 fn consolidate(updates: Vec<(usize, Row, isize)>) -> Vec<(usize, Row, i64)> {
-    let mut hashed: Vec<(usize, u64, Row, i64)> = updates
-        .into_iter()
-        .map(|(view, row, diff)| {
-            let hash = PackedRow::pack(&row).hash_code();
-            (view, hash, row, diff as i64)
-        })
-        .collect();
-    hashed.sort_unstable_by_key(|(view, hash, _, _)| (*view, *hash));
-    let mut out: Vec<(usize, Row, i64)> = Vec::with_capacity(hashed.len());
-    for run in hashed.chunk_by_mut(|a, b| (a.0, a.1) == (b.0, b.1)) {
-        let start = out.len();
-        for (view, _, row, diff) in run.iter_mut() {
-            match out[start..].iter_mut().find(|(_, r, _)| r == row) {
-                Some(existing) => existing.2 += *diff,
-                None => out.push((*view, std::mem::take(row), *diff)),
-            }
-        }
+    let mut net: BTreeMap<(usize, Row), i64> = BTreeMap::new();
+    for (view, row, diff) in updates {
+        *net.entry((view, row)).or_insert(0) += diff as i64;
     }
-    out.retain(|(_, _, diff)| *diff != 0);
-    // Readers of a batch get its changes in (view, row) order.
-    out.sort_unstable_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    out
+    net.into_iter()
+        .filter(|(_, diff)| *diff != 0)
+        .map(|((view, row), diff)| (view, row, diff))
+        .collect()
 }
 
 #[cfg(test)]
