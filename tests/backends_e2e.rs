@@ -18,12 +18,12 @@
 
 mod support;
 
-use support::{fluvio_endpoint, free_port, wait_until};
+use support::{fluvio_endpoint, HttpChild};
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
@@ -175,39 +175,20 @@ fn expected_counts(lines: &[String]) -> BTreeMap<String, i64> {
 const BAD: [&str; 2] = [r#"["not", "an", "object"]"#, r#""just a string""#];
 
 /// `kappa serve` on a free port, killed if the test fails first.
-struct Server {
-    child: Child,
-    base: String,
-    http: reqwest::blocking::Client,
+struct Server(HttpChild);
+
+impl std::ops::Deref for Server {
+    type Target = HttpChild;
+    fn deref(&self) -> &HttpChild {
+        &self.0
+    }
 }
 
 impl Server {
     fn start(env: &Env) -> Server {
-        let port = free_port();
-        let child = env
-            .command()
-            .args(["serve", "--auto-promote", "--workers", "2"])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start kappa serve");
-        let server = Server {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            http: reqwest::blocking::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap(),
-        };
-        wait_until("the server answers", || server.get("/healthz").is_some());
-        server
-    }
-
-    fn get(&self, path: &str) -> Option<(u16, Value)> {
-        let response = self.http.get(format!("{}{path}", self.base)).send().ok()?;
-        let status = response.status().as_u16();
-        Some((status, response.json().ok()?))
+        let mut command = env.command();
+        command.args(["serve", "--auto-promote", "--workers", "2"]);
+        Server(HttpChild::start(command))
     }
 
     fn text(&self, path: &str) -> String {
@@ -243,24 +224,7 @@ impl Server {
     }
 
     fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let killed = Command::new("kill").args(["-TERM", &pid]).status();
-        assert!(killed.expect("run kill").success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "no exit within 30 s of SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.0.terminate()
     }
 }
 

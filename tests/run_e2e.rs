@@ -17,12 +17,12 @@
 
 mod support;
 
-use support::free_port;
+use support::HttpChild;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use kappa_log::{EmbeddedLog, EmbeddedOptions, Log};
@@ -66,43 +66,26 @@ fn wait_until<T>(what: &str, mut ready: impl FnMut() -> Option<T>) -> T {
 }
 
 /// A `kappa run` child process, killed if the test fails before stopping it.
-struct Server {
-    child: Child,
-    base: String,
-    http: reqwest::blocking::Client,
+struct Server(HttpChild);
+
+impl std::ops::Deref for Server {
+    type Target = HttpChild;
+    fn deref(&self) -> &HttpChild {
+        &self.0
+    }
 }
 
 impl Server {
     fn start(data: &Path, pipeline: &Path) -> Server {
-        let port = free_port();
-        let child = Command::new(KAPPA)
+        let mut command = Command::new(KAPPA);
+        command
             .arg("--data-dir")
             .arg(data)
             .arg("run")
             .arg(pipeline)
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--workers", "2"])
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start kappa run");
-        let server = Server {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            http: reqwest::blocking::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap(),
-        };
-        wait_until("the server answers", || server.get("/healthz").ok());
-        server
-    }
-
-    /// `GET path`: the status and the JSON body.
-    fn get(&self, path: &str) -> reqwest::Result<(u16, Value)> {
-        let response = self.http.get(format!("{}{path}", self.base)).send()?;
-        let status = response.status().as_u16();
-        Ok((status, response.json()?))
+            .args(["--workers", "2"])
+            .env_remove("RUST_LOG");
+        Server(HttpChild::start(command))
     }
 
     fn get_ok(&self, path: &str) -> Value {
@@ -134,30 +117,7 @@ impl Server {
 
     /// Sends SIGTERM and waits (bounded) for the process to exit.
     fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("run kill");
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "kappa run did not exit within 30 s of SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.0.terminate()
     }
 }
 
@@ -241,7 +201,7 @@ fn view_at(server: &Server, view: &str, ends: &BTreeMap<String, u64>) -> Value {
     let path = format!("/v1/pipelines/clickstream/views/{view}?limit=10000");
     wait_until(&format!("{view} reflects offsets {ends:?}"), || {
         // Until the version is promoted the view answers 503; poll through it.
-        let (status, body) = server.get(&path).ok()?;
+        let (status, body) = server.get(&path)?;
         if status != 200 {
             return None;
         }

@@ -38,3 +38,68 @@ pub fn fluvio_endpoint(test: &str) -> Option<String> {
         }
     }
 }
+
+/// A `kappa` child process serving HTTP on 127.0.0.1, killed when dropped (so a failing
+/// test leaves no server behind).
+pub struct HttpChild {
+    child: std::process::Child,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// A client with a 30 s timeout.
+    pub http: reqwest::blocking::Client,
+}
+
+impl HttpChild {
+    /// Spawns `command` with `--listen 127.0.0.1:<a free port>` appended and waits
+    /// until it answers `/healthz`.
+    pub fn start(mut command: std::process::Command) -> HttpChild {
+        let port = free_port();
+        let child = command
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start kappa");
+        let server = HttpChild {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        };
+        wait_until("the server answers", || server.get("/healthz").is_some());
+        server
+    }
+
+    /// `GET path`: the status and the JSON body, or `None` when either is missing.
+    pub fn get(&self, path: &str) -> Option<(u16, serde_json::Value)> {
+        let response = self.http.get(format!("{}{path}", self.base)).send().ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.json().ok()?))
+    }
+
+    /// Sends SIGTERM and waits (at most 30 s) for the process to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status();
+        assert!(killed.expect("run kill").success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "no exit within 30 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for HttpChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
