@@ -8,6 +8,7 @@
 //! [`reduce`] (aggregates), [`join`], and [`topk`].
 
 mod join;
+mod keyed;
 mod packed;
 mod reduce;
 mod scalar;

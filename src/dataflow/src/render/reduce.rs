@@ -4,7 +4,7 @@
 //! - *accumulable* ones (`COUNT(*)`, `COUNT(x)`, `SUM`, `AVG`) become one vector
 //!   of integer diffs per row ([`Accums`]) summed by `count_total`: work is
 //!   proportional to the changes, never to the size of a group, and rows of a batch
-//!   are pre-aggregated by the arrangement's consolidation;
+//!   are pre-aggregated per key before they reach the arrangement ([`keyed`]);
 //! - `DISTINCT` aggregates first make `(key, value)` distinct, then accumulate into
 //!   the same vector (so `COUNT(DISTINCT x)` needs no per-key merge);
 //! - `MIN`/`MAX` use `reduce` over `(key, value)`.
@@ -29,8 +29,9 @@ use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::ToStream;
 use timely::dataflow::Scope;
 
+use super::keyed::{self, KeyPlan};
 use super::packed::PackedRow;
-use super::{scalar, Errors, Rows};
+use super::{Errors, Rows};
 use crate::{Diff, Time};
 
 /// A vector of accumulators used as a differential diff: the row count, then per
@@ -150,102 +151,119 @@ pub(super) fn reduce<'s>(
             && (*func == AggFunc::CountStar || (*func == AggFunc::Count && !arg_nullable[*i]))
     });
     let needs_args = !counts_only || !others.is_empty();
-    // One pass evaluates each row's grouping key (packed) and aggregate arguments;
-    // an argument that fails to evaluate drops its row into the error stream, once.
-    let key_columns = key.to_vec();
-    let args: Vec<Expr> = aggregates.iter().map(|a| a.arg.clone()).collect();
-    let (projected, errors) = scalar::fallible(rows, node, move |row: Row| {
-        let packed = PackedRow::pack(key_columns.iter().map(|c| &row[*c]));
-        let values = if !needs_args {
-            Vec::new()
-        } else {
-            match args
-                .iter()
-                .map(|e| e.eval(&row))
-                .collect::<Result<Row, _>>()
-            {
-                Ok(values) => values,
-                Err(e) => return Err((e, row)),
+    let distinct: Vec<bool> = specs
+        .iter()
+        .map(|(i, _, _)| aggregates[*i].distinct)
+        .collect();
+    let sums_needed = !accumulable.is_empty() || need_existence;
+    let plan = KeyPlan {
+        key: key.to_vec(),
+        args: aggregates.iter().map(|a| a.arg.clone()).collect(),
+        evaluate_args: needs_args,
+        sums: sums_needed,
+        distinct_args: specs
+            .iter()
+            .filter(|(i, _, _)| aggregates[*i].distinct)
+            .map(|(i, _, _)| *i)
+            .collect(),
+        rows: !others.is_empty(),
+    };
+    // With no MIN/MAX, the accumulable part computes every aggregate, in order, and
+    // its output becomes the view's rows in one step.
+    let single_part = others.is_empty();
+    let finish_values = {
+        let specs = specs.clone();
+        move |acc: &[i128], out: &mut Row| {
+            for (slot, (_, func, ty)) in specs.iter().enumerate() {
+                // A plain count carries only the row count, which is every count's
+                // value in that case.
+                let (count, sum) = if counts_only {
+                    (acc[0], 0)
+                } else {
+                    (acc[1 + 2 * slot], acc[2 + 2 * slot])
+                };
+                let count = i64::try_from(count).unwrap_or(i64::MAX);
+                out.push(finish(*func, *ty, sum, count));
             }
-        };
-        Ok(Some((packed, values)))
-    });
+        }
+    };
+    let slots: Vec<usize> = specs.iter().map(|(i, _, _)| *i).collect();
+    let as_part = {
+        let finish_values = finish_values.clone();
+        move |key: PackedRow, acc: &[i128]| {
+            let mut values = Row::with_capacity(slots.len());
+            finish_values(acc, &mut values);
+            (key, slots.iter().copied().zip(values).collect::<Vec<_>>())
+        }
+    };
 
     let mut parts: Vec<Part<'s>> = Vec::new();
-    if !accumulable.is_empty() || need_existence {
-        let counted = if counts_only {
-            projected
-                .clone()
-                .map(|(key, _)| key)
-                .count_total()
-                .map(|(key, n): (PackedRow, Diff)| (key, Accums(vec![n as i128])))
+    let (counted, projected, errors): (Option<Rows<'s>>, _, _) = if counts_only {
+        let keyed = keyed::keyed(rows, node, plan, |_| 1 as Diff);
+        let counted = keyed.sums.count_total();
+        let counted = if single_part {
+            Some(counted.map(move |(key, n): (PackedRow, Diff)| {
+                let mut row = key.unpack();
+                finish_values(&[n as i128], &mut row);
+                row
+            }))
         } else {
-            let distinct: Vec<bool> = specs
-                .iter()
-                .map(|(i, _, _)| aggregates[*i].distinct)
-                .collect();
-            let plain = projected.clone().explode({
-                let (specs, distinct) = (specs.clone(), distinct.clone());
-                move |(key, args): (PackedRow, Row)| {
-                    let mut acc = Vec::with_capacity(1 + 2 * specs.len());
-                    acc.push(1i128);
-                    for ((i, func, ty), distinct) in specs.iter().zip(&distinct) {
-                        let v = &args[*i];
-                        match func {
-                            _ if *distinct => acc.extend([0, 0]),
-                            AggFunc::CountStar => acc.extend([1, 0]),
-                            _ if v.is_null() => acc.extend([0, 0]),
-                            _ => acc.extend([1, accumulate(*func, *ty, v)]),
-                        }
-                    }
-                    Some((key, Accums(acc)))
-                }
-            });
-            let mut inputs = vec![plain];
-            for (slot, (i, func, ty)) in specs.iter().copied().enumerate() {
-                if !distinct[slot] {
-                    continue;
-                }
-                let slots = specs.len();
-                inputs.push(
-                    projected
-                        .clone()
-                        .flat_map(move |(key, args): (PackedRow, Row)| {
-                            (!args[i].is_null()).then(|| key.with(&args[i]))
-                        })
-                        .distinct_total()
-                        .explode(move |pair: PackedRow| {
-                            let (key, v) = pair.split_last(width);
-                            let mut acc = vec![0i128; 1 + 2 * slots];
-                            acc[1 + 2 * slot] = 1;
-                            if func != AggFunc::Count {
-                                acc[2 + 2 * slot] = accumulate(func, ty, &v);
-                            }
-                            Some((key, Accums(acc)))
-                        }),
-                );
+            if sums_needed {
+                parts.push(counted.map(move |(key, n)| as_part(key, &[n as i128])));
             }
-            differential_dataflow::collection::concatenate(scope, inputs).count_total()
+            None
         };
-        parts.push(counted.map(move |(key, acc): (PackedRow, Accums)| {
-            let values = specs
-                .iter()
-                .enumerate()
-                .map(|(slot, (i, func, ty))| {
-                    // A plain count carries only the row count, which is every
-                    // count's value in that case.
-                    let (count, sum) = if counts_only {
-                        (acc.0[0], 0)
-                    } else {
-                        (acc.0[1 + 2 * slot], acc.0[2 + 2 * slot])
-                    };
-                    let count = i64::try_from(count).unwrap_or(i64::MAX);
-                    (*i, finish(*func, *ty, sum, count))
-                })
-                .collect();
-            (key, values)
-        }));
-    }
+        (counted, keyed.rows, keyed.errors)
+    } else {
+        let contribution = {
+            let (specs, distinct) = (specs.clone(), distinct.clone());
+            move |args: &[Value]| {
+                let mut acc = Vec::with_capacity(1 + 2 * specs.len());
+                acc.push(1i128);
+                for ((i, func, ty), distinct) in specs.iter().zip(&distinct) {
+                    let v = &args[*i];
+                    match func {
+                        _ if *distinct => acc.extend([0, 0]),
+                        AggFunc::CountStar => acc.extend([1, 0]),
+                        _ if v.is_null() => acc.extend([0, 0]),
+                        _ => acc.extend([1, accumulate(*func, *ty, v)]),
+                    }
+                }
+                Accums(acc)
+            }
+        };
+        let keyed = keyed::keyed(rows, node, plan, contribution);
+        let mut inputs = vec![keyed.sums];
+        let distinct_specs = specs
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(slot, _)| distinct[*slot]);
+        for (pairs, (slot, (_, func, ty))) in keyed.distinct.into_iter().zip(distinct_specs) {
+            let slots = specs.len();
+            inputs.push(pairs.distinct_total().explode(move |pair: PackedRow| {
+                let (key, v) = pair.split_last(width);
+                let mut acc = vec![0i128; 1 + 2 * slots];
+                acc[1 + 2 * slot] = 1;
+                if func != AggFunc::Count {
+                    acc[2 + 2 * slot] = accumulate(func, ty, &v);
+                }
+                Some((key, Accums(acc)))
+            }));
+        }
+        let counted = differential_dataflow::collection::concatenate(scope, inputs).count_total();
+        let counted = if single_part {
+            Some(counted.map(move |(key, acc): (PackedRow, Accums)| {
+                let mut row = key.unpack();
+                finish_values(&acc.0, &mut row);
+                row
+            }))
+        } else {
+            parts.push(counted.map(move |(key, acc): (PackedRow, Accums)| as_part(key, &acc.0)));
+            None
+        };
+        (counted, keyed.rows, keyed.errors)
+    };
     for &i in &others {
         let aggregate = &aggregates[i];
         let func = aggregate.func;
@@ -279,35 +297,31 @@ pub(super) fn reduce<'s>(
     }
 
     let funcs: Vec<AggFunc> = aggregates.iter().map(|a| a.func).collect();
-    let grouped: Rows<'s> = if parts.len() == 1 {
-        // The one part computes every aggregate, in order.
-        parts.pop().expect("one part").map(|(key, values)| {
-            let mut row = key.unpack();
-            row.extend(values.into_iter().map(|(_, v)| v));
-            row
-        })
-    } else {
-        let mut all = parts.pop().expect("at least one part");
-        for part in parts {
-            all = all.concat(part);
-        }
-        let funcs = funcs.clone();
-        all.reduce(
-            move |_key, parts: &[(&Vec<(usize, Value)>, Diff)], out: &mut Vec<(Row, Diff)>| {
-                let mut values: Vec<Value> = funcs.iter().map(|f| empty_value(*f)).collect();
-                for (part, _) in parts {
-                    for (i, v) in part.iter() {
-                        values[*i] = v.clone();
+    let grouped: Rows<'s> = match counted {
+        Some(rows) => rows,
+        None => {
+            let mut all = parts.pop().expect("a MIN/MAX part");
+            for part in parts {
+                all = all.concat(part);
+            }
+            let funcs = funcs.clone();
+            all.reduce(
+                move |_key, parts: &[(&Vec<(usize, Value)>, Diff)], out: &mut Vec<(Row, Diff)>| {
+                    let mut values: Vec<Value> = funcs.iter().map(|f| empty_value(*f)).collect();
+                    for (part, _) in parts {
+                        for (i, v) in part.iter() {
+                            values[*i] = v.clone();
+                        }
                     }
-                }
-                out.push((values, 1));
-            },
-        )
-        .map(|(key, values)| {
-            let mut row = key.unpack();
-            row.extend(values);
-            row
-        })
+                    out.push((values, 1));
+                },
+            )
+            .map(|(key, values)| {
+                let mut row = key.unpack();
+                row.extend(values);
+                row
+            })
+        }
     };
 
     let output = if key.is_empty() {

@@ -50,24 +50,26 @@ where
                                 oks.give((item, time, diff));
                             }
                         }
-                        Err((error, row)) => errs.give((
-                            DataError {
-                                origin: Origin::Operator { node },
-                                reason: error.to_string(),
-                                payload: serde_json::to_vec(
-                                    &row.iter().map(Value::to_json).collect::<Vec<_>>(),
-                                )
-                                .unwrap_or_default(),
-                            },
-                            time,
-                            diff,
-                        )),
+                        Err((error, row)) => {
+                            errs.give((eval_error(node, &error, &row), time, diff))
+                        }
                     }
                 }
             });
         }
     });
     (oks.as_collection(), errs)
+}
+
+/// The data error of `row` failing to evaluate in operator `node`: the row, as a
+/// JSON array, is its payload.
+pub(super) fn eval_error(node: usize, error: &EvalError, row: &[Value]) -> DataError {
+    DataError {
+        origin: Origin::Operator { node },
+        reason: error.to_string(),
+        payload: serde_json::to_vec(&row.iter().map(Value::to_json).collect::<Vec<_>>())
+            .unwrap_or_default(),
+    }
 }
 
 /// Projection: each row becomes the values of `exprs`.
