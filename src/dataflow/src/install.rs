@@ -13,8 +13,11 @@ use std::sync::Arc;
 use kappa_log::Log;
 use kappa_sql::plan::Plan;
 use kappa_sql::Row;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
-use timely::dataflow::operators::{Exchange, Inspect, Probe};
+use timely::dataflow::operators::{Exchange, Operator, Probe};
+use timely::dataflow::Stream;
 use timely::worker::Worker;
 
 use crate::error::DataError;
@@ -57,31 +60,23 @@ pub(crate) fn install(
             .map_err(|e| e.to_string())?;
         for (view, rows) in rendered.views.into_iter().enumerate() {
             let sink = pending.clone();
-            rows.inner
-                .exchange(|_| 0)
-                .inspect(move |(row, time, diff): &(Row, Time, isize)| {
-                    sink.borrow_mut()
-                        .views
-                        .push((view, row.clone(), *time, *diff))
-                })
-                .probe_with(&probe);
+            collect(rows.inner.exchange(|_| 0), move |updates| {
+                let views = &mut sink.borrow_mut().views;
+                views.extend(updates.map(|(row, time, diff)| (view, row, time, diff)));
+            })
+            .probe_with(&probe);
         }
         let sink = pending.clone();
-        rendered
-            .errors
-            .exchange(|_| 0)
-            .inspect(move |(error, time, diff): &(DataError, Time, isize)| {
-                sink.borrow_mut().errors.push((error.clone(), *time, *diff))
-            })
-            .probe_with(&probe);
+        collect(rendered.errors.exchange(|_| 0), move |errors| {
+            sink.borrow_mut().errors.extend(errors)
+        })
+        .probe_with(&probe);
         let sink = pending.clone();
-        rendered
-            .progress
-            .exchange(|_| 0)
-            .inspect(move |(progress, time, _): &(SourceProgress, Time, isize)| {
-                sink.borrow_mut().progress.push((progress.clone(), *time))
-            })
-            .probe_with(&probe);
+        collect(rendered.progress.exchange(|_| 0), move |progress| {
+            let progress = progress.map(|(progress, time, _)| (progress, time));
+            sink.borrow_mut().progress.extend(progress)
+        })
+        .probe_with(&probe);
         Ok::<_, String>(())
     })?;
     Ok(Installed {
@@ -89,6 +84,18 @@ pub(crate) fn install(
         pending,
         dataflow,
         control,
+    })
+}
+
+/// Hands every update of `stream` to `sink`, by value, and returns an empty stream
+/// whose frontier passes a time only once `sink` has seen all of that time's
+/// updates (messages not yet taken hold it back), for the probe.
+fn collect<'s, D: Clone + 'static>(
+    stream: Stream<'s, Time, Vec<(D, Time, isize)>>,
+    mut sink: impl FnMut(std::vec::Drain<'_, (D, Time, isize)>) + 'static,
+) -> Stream<'s, Time, Vec<()>> {
+    stream.unary::<CapacityContainerBuilder<Vec<()>>, _, _, _>(Pipeline, "Collect", |_, _| {
+        move |input, _output| input.for_each(|_, data| sink(data.drain(..)))
     })
 }
 

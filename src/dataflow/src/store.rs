@@ -10,7 +10,7 @@
 //! view at one frontier) over a broadcast channel; the changelog writer gets them
 //! over an unbounded channel so that none is ever dropped.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Instant;
 
@@ -108,13 +108,18 @@ pub fn changelog_record(
     })
 }
 
+/// Rows with their multiplicities, hashed: applying a change costs one hash of the
+/// row, not a walk of a tree comparing rows value by value.
+pub type RowCounts = HashMap<Row, i64, foldhash::fast::RandomState>;
+
 /// One view's rows.
 #[derive(Debug, Default)]
 pub struct ViewContents {
     /// The view's name.
     pub name: String,
-    /// Each distinct row with its multiplicity (always positive).
-    pub rows: BTreeMap<Row, i64>,
+    /// Each distinct row with its multiplicity (always positive), in no order;
+    /// [`ViewContents::iter_rows`] gives them sorted.
+    pub rows: RowCounts,
 }
 
 impl ViewContents {
@@ -138,10 +143,12 @@ impl ViewContents {
         })
     }
 
-    /// The rows, each repeated by its multiplicity.
+    /// The rows in row order, each repeated by its multiplicity. Sorts: readers pay
+    /// for order, so that applying changes need not.
     pub fn iter_rows(&self) -> impl Iterator<Item = &Row> {
-        self.rows
-            .iter()
+        let mut rows: Vec<(&Row, &i64)> = self.rows.iter().collect();
+        rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        rows.into_iter()
             .flat_map(|(row, n)| std::iter::repeat_n(row, *n as usize))
     }
 }
@@ -212,7 +219,7 @@ impl ViewStore {
             .into_iter()
             .map(|name| ViewContents {
                 name,
-                rows: BTreeMap::new(),
+                rows: RowCounts::default(),
             })
             .collect();
         ViewStore {
@@ -366,17 +373,21 @@ impl ViewStore {
     }
 }
 
-/// Sums the diffs of equal `(view, row)` updates and drops those that cancel, in
-/// `(view, row)` order.
+/// Sums the diffs of equal `(view, row)` updates and drops those that cancel;
+/// the result is grouped by view, in view order.
 fn consolidate(updates: Vec<(usize, Row, isize)>) -> Vec<(usize, Row, i64)> {
-    let mut net: BTreeMap<(usize, Row), i64> = BTreeMap::new();
+    let mut net: HashMap<(usize, Row), i64, foldhash::fast::RandomState> =
+        HashMap::with_capacity_and_hasher(updates.len(), Default::default());
     for (view, row, diff) in updates {
         *net.entry((view, row)).or_insert(0) += diff as i64;
     }
-    net.into_iter()
+    let mut changes: Vec<(usize, Row, i64)> = net
+        .into_iter()
         .filter(|(_, diff)| *diff != 0)
         .map(|((view, row), diff)| (view, row, diff))
-        .collect()
+        .collect();
+    changes.sort_by_key(|(view, _, _)| *view);
+    changes
 }
 
 #[cfg(test)]
@@ -400,7 +411,13 @@ mod tests {
             (2, c.clone(), 1),
             (2, c.clone(), -1),
         ];
-        assert_eq!(consolidate(updates), vec![(0, a, 3), (0, c, -1)]);
+        let mut changes = consolidate(updates);
+        assert!(
+            changes.windows(2).all(|w| w[0].0 <= w[1].0),
+            "grouped by view"
+        );
+        changes.sort();
+        assert_eq!(changes, vec![(0, a, 3), (0, c, -1)]);
     }
 
     #[test]
