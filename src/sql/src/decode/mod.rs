@@ -7,9 +7,15 @@
 //! a [`DecodeError`] naming the column; the dataflow sends those records to the
 //! dead-letter topic.
 //!
+//! Payloads that are flat objects of plain scalars (the common case) take a fast
+//! path ([`flat`]) that scans the bytes directly; anything else, and every
+//! failure, goes through serde_json, which also words the errors.
+//!
 //! Short strings go through a small bounded cache, so that a value repeated across
 //! records (a page, an action) is one shared allocation: decoding allocates less,
 //! and comparisons of rows that hold the same pointer need not read the bytes.
+
+mod flat;
 
 use std::cell::RefCell;
 use std::fmt;
@@ -130,6 +136,14 @@ impl JsonDecoder {
 
     /// Decodes one payload.
     pub fn decode(&self, payload: &[u8]) -> Result<Row, DecodeError> {
+        match flat::decode(self, payload) {
+            Some(row) => Ok(row),
+            None => self.decode_with_serde(payload),
+        }
+    }
+
+    /// The general path, and the one that explains every failure: serde_json.
+    fn decode_with_serde(&self, payload: &[u8]) -> Result<Row, DecodeError> {
         let mut values: Vec<Option<Value>> = vec![None; self.types.len()];
         let mut de = serde_json::Deserializer::from_slice(payload);
         ObjectSeed {
@@ -140,19 +154,23 @@ impl JsonDecoder {
         .deserialize(&mut de)
         .and_then(|()| de.end())
         .map_err(|e| DecodeError::Malformed(e.to_string()))?;
-        values
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| match v {
+        let mut row = Vec::with_capacity(values.len() + ROW_HEADROOM);
+        for (i, v) in values.into_iter().enumerate() {
+            match v {
                 Some(Value::Null) | None if self.required[i] => {
-                    Err(DecodeError::MissingField(self.names[i].clone()))
+                    return Err(DecodeError::MissingField(self.names[i].clone()))
                 }
-                Some(v) => Ok(v),
-                None => Ok(Value::Null),
-            })
-            .collect()
+                Some(v) => row.push(v),
+                None => row.push(Value::Null),
+            }
+        }
+        Ok(row)
     }
 }
+
+/// Spare capacity in every decoded row: window assignment appends two columns
+/// (start, end), which would otherwise reallocate every row of a windowed source.
+pub const ROW_HEADROOM: usize = 2;
 
 struct ObjectSeed<'a> {
     shape: &'a ObjectShape,
@@ -276,18 +294,12 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         Ok(Value::Null)
     }
     fn visit_bool<E: de::Error>(self, b: bool) -> Result<Value, E> {
-        match self.ty {
-            ScalarType::Bool => Ok(Value::Bool(b)),
-            _ => Err(E::invalid_type(de::Unexpected::Bool(b), &self)),
-        }
+        convert(self.ty, Scalar::Bool(b), self.strings)
+            .ok_or_else(|| E::invalid_type(de::Unexpected::Bool(b), &self))
     }
     fn visit_i64<E: de::Error>(self, i: i64) -> Result<Value, E> {
-        match self.ty {
-            ScalarType::Int => Ok(Value::Int(i)),
-            ScalarType::Float => Ok(Value::float(i as f64)),
-            ScalarType::Timestamp => Ok(Value::Timestamp(i)),
-            _ => Err(E::invalid_type(de::Unexpected::Signed(i), &self)),
-        }
+        convert(self.ty, Scalar::Int(i), self.strings)
+            .ok_or_else(|| E::invalid_type(de::Unexpected::Signed(i), &self))
     }
     fn visit_u64<E: de::Error>(self, u: u64) -> Result<Value, E> {
         match i64::try_from(u) {
@@ -297,22 +309,47 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         }
     }
     fn visit_f64<E: de::Error>(self, x: f64) -> Result<Value, E> {
-        let integral = x.fract() == 0.0 && x >= i64::MIN as f64 && x < i64::MAX as f64;
-        match self.ty {
-            ScalarType::Float => Ok(Value::float(x)),
-            ScalarType::Int if integral => Ok(Value::Int(x as i64)),
-            ScalarType::Timestamp if integral => Ok(Value::Timestamp(x as i64)),
-            _ => Err(E::invalid_type(de::Unexpected::Float(x), &self)),
-        }
+        convert(self.ty, Scalar::Float(x), self.strings)
+            .ok_or_else(|| E::invalid_type(de::Unexpected::Float(x), &self))
     }
     fn visit_str<E: de::Error>(self, s: &str) -> Result<Value, E> {
-        match self.ty {
-            ScalarType::Text => Ok(Value::Text(self.strings.get(s))),
-            ScalarType::Timestamp => parse_timestamp(s)
-                .map(Value::Timestamp)
-                .ok_or_else(|| E::invalid_value(de::Unexpected::Str(s), &self)),
-            _ => Err(E::invalid_type(de::Unexpected::Str(s), &self)),
+        convert(self.ty, Scalar::Str(s), self.strings).ok_or_else(|| match self.ty {
+            ScalarType::Timestamp => E::invalid_value(de::Unexpected::Str(s), &self),
+            _ => E::invalid_type(de::Unexpected::Str(s), &self),
+        })
+    }
+}
+
+/// A JSON scalar as read from a payload (strings borrowed from it).
+#[derive(Clone, Copy, Debug)]
+enum Scalar<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(&'a str),
+}
+
+/// A JSON scalar as a value of a column's type, or `None` when it is not one.
+fn convert(ty: ScalarType, scalar: Scalar<'_>, strings: &StringCache) -> Option<Value> {
+    match (scalar, ty) {
+        (Scalar::Null, _) => Some(Value::Null),
+        (Scalar::Bool(b), ScalarType::Bool) => Some(Value::Bool(b)),
+        (Scalar::Int(i), ScalarType::Int) => Some(Value::Int(i)),
+        (Scalar::Int(i), ScalarType::Float) => Some(Value::float(i as f64)),
+        (Scalar::Int(i), ScalarType::Timestamp) => Some(Value::Timestamp(i)),
+        (Scalar::Float(x), ScalarType::Float) => Some(Value::float(x)),
+        (Scalar::Float(x), ScalarType::Int | ScalarType::Timestamp) => {
+            let integral = x.fract() == 0.0 && x >= i64::MIN as f64 && x < i64::MAX as f64;
+            match ty {
+                ScalarType::Int if integral => Some(Value::Int(x as i64)),
+                ScalarType::Timestamp if integral => Some(Value::Timestamp(x as i64)),
+                _ => None,
+            }
         }
+        (Scalar::Str(s), ScalarType::Text) => Some(Value::Text(strings.get(s))),
+        (Scalar::Str(s), ScalarType::Timestamp) => parse_timestamp(s).map(Value::Timestamp),
+        _ => None,
     }
 }
 
