@@ -139,26 +139,31 @@ impl RecordBatch {
     }
 
     /// The number of records.
+    #[inline]
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
     /// Whether the batch holds no records.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
     /// The offset of the first record (of the position asked for, if there is none).
+    #[inline]
     pub fn first_offset(&self) -> u64 {
         self.first_offset
     }
 
     /// One past the offset of the last record: where the next read continues.
+    #[inline]
     pub fn next_offset(&self) -> u64 {
         self.first_offset + self.entries.len() as u64
     }
 
     /// The timestamp of the last record, if any.
+    #[inline]
     pub fn last_timestamp_ms(&self) -> Option<i64> {
         self.entries.last().map(|e| e.timestamp_ms)
     }
@@ -170,11 +175,13 @@ impl RecordBatch {
     }
 
     /// The `i`-th record, if there is one.
+    #[inline]
     pub fn get(&self, i: usize) -> Option<RecordRef<'_>> {
         self.entries.get(i).map(|e| self.view(i, e))
     }
 
     /// The records in offset order.
+    #[inline]
     pub fn iter(&self) -> Iter<'_> {
         Iter {
             batch: self,
@@ -186,20 +193,16 @@ impl RecordBatch {
     /// batch's buffer.
     pub fn to_records(&self) -> Vec<Record> {
         let mut out = Vec::with_capacity(self.len());
-        self.extend_records(&mut out);
-        out
-    }
-
-    /// Appends the records to `out` as by [`RecordBatch::to_records`].
-    pub(crate) fn extend_records(&self, out: &mut Vec<Record>) {
         out.extend(self.entries.iter().enumerate().map(|(i, e)| Record {
             offset: self.first_offset + i as u64,
             timestamp_ms: e.timestamp_ms,
             key: (e.key_len != NO_KEY).then(|| self.buf.slice(range(e.key_start, e.key_len))),
             payload: self.buf.slice(range(e.payload_start, e.payload_len)),
         }));
+        out
     }
 
+    #[inline]
     fn view(&self, i: usize, e: &Entry) -> RecordRef<'_> {
         RecordRef {
             offset: self.first_offset + i as u64,
@@ -224,6 +227,7 @@ impl From<RecordBatch> for Vec<Record> {
     }
 }
 
+#[inline]
 fn range(start: u32, len: u32) -> std::ops::Range<usize> {
     start as usize..start as usize + len as usize
 }
@@ -238,16 +242,19 @@ pub struct Iter<'a> {
 impl<'a> Iterator for Iter<'a> {
     type Item = RecordRef<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<RecordRef<'a>> {
         self.entries.next().map(|(i, e)| self.batch.view(i, e))
     }
 
+    #[inline]
     fn size_hint(&self) -> (usize, Option<usize>) {
         self.entries.size_hint()
     }
 }
 
 impl DoubleEndedIterator for Iter<'_> {
+    #[inline]
     fn next_back(&mut self) -> Option<Self::Item> {
         self.entries.next_back().map(|(i, e)| self.batch.view(i, e))
     }
@@ -259,6 +266,7 @@ impl<'a> IntoIterator for &'a RecordBatch {
     type Item = RecordRef<'a>;
     type IntoIter = Iter<'a>;
 
+    #[inline]
     fn into_iter(self) -> Iter<'a> {
         self.iter()
     }

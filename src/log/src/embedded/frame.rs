@@ -9,7 +9,7 @@
 //! maximum frame size; a length outside `BODY_PREFIX..=max` is corruption, never an
 //! allocation. Integers are little-endian.
 
-use crate::batch::{Entry, NO_KEY};
+use crate::batch::NO_KEY;
 use crate::{LogError, NewRecord, Result};
 
 /// Bytes before the body: length and checksum.
@@ -180,8 +180,8 @@ impl ReadBudget {
     }
 
     /// How many records to make room for, before the first, if they are like those of
-    /// the frame `head` (at most [`MAX_RESERVE`]): growing the index by doubling instead
-    /// would copy about as many bytes as a read of small records hands out.
+    /// the frame `head` (at most [`MAX_RESERVE`]): growing the output by doubling
+    /// instead would copy about as many bytes as a read of small records hands out.
     pub(crate) fn records_like(&self, head: &FrameHead) -> usize {
         let body = head.body_len as usize - BODY_PREFIX;
         let per_record = body / head.count as usize;
@@ -196,90 +196,113 @@ impl ReadBudget {
 /// The most records a read makes room for up front; beyond, its index grows as usual.
 const MAX_RESERVE: usize = 1 << 16;
 
-/// Decodes the records of a checked body into batch index entries, skipping those below
-/// `from_offset` and stopping once the budget is spent. `at` is the position of the
-/// body's first byte in the batch's buffer, which must end within `u32::MAX` bytes of
-/// it. Returns whether it stopped for the budget (`true`) rather than at the end of the
-/// body, or `Err(reason)` if the body is malformed despite its checksum.
+/// One record as [`decode_body`] finds it; positions are those of its window (the
+/// bytes a frame was read into).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Decoded {
+    pub offset: u64,
+    pub timestamp_ms: i64,
+    pub key_start: usize,
+    /// [`NO_KEY`] for no key.
+    pub key_len: u32,
+    pub payload_start: usize,
+    pub payload_len: u32,
+}
+
+/// Where [`decode_body`] puts the records it decodes: a [`crate::RecordBatch`]'s index
+/// or [`crate::Record`]s (see [`super::read`]).
+pub(crate) trait Sink {
+    /// Makes room for about `n` more records.
+    fn reserve(&mut self, n: usize);
+    /// Takes the frame whose body is `window[body]`, before its records; `false` if it
+    /// cannot join what the sink holds (a batch's buffer would exceed 4 GiB).
+    fn frame(&mut self, window: &bytes::Bytes, body: std::ops::Range<usize>) -> bool;
+    /// A record of the frame last taken.
+    fn push(&mut self, record: Decoded);
+    /// Whether records from another window may follow those already taken.
+    fn spans_windows(&self) -> bool;
+}
+
+/// Decodes the records of a checked body at `body_pos` of its window into `sink`,
+/// skipping those below `from_offset` and stopping once the budget is spent. Returns
+/// whether it stopped for the budget (`true`) rather than at the end of the body, or
+/// `Err(reason)` if the body is malformed despite its checksum.
 pub(crate) fn decode_body(
     body: &[u8],
-    at: usize,
+    body_pos: usize,
     from_offset: u64,
     budget: &mut ReadBudget,
-    out: &mut Vec<Entry>,
+    sink: &mut impl Sink,
 ) -> Result<bool, String> {
     let base = u64::from_le_bytes(body[0..8].try_into().expect("8 bytes"));
     let count = u32_at(body, 8);
-    // Every position below fits in a u32 once the body's end does.
-    let body_at = u32::try_from(at + body.len())
-        .map(|end| end - body.len() as u32)
-        .map_err(|_| format!("frame body at byte {at} of a batch exceeds 4 GiB"))?;
+    // This loop is most of a read of small records: the budget lives in locals, and
+    // every length is checked against the body once.
+    let (mut records, mut bytes_used) = (budget.records, budget.bytes_used);
     let mut pos = BODY_PREFIX;
-    let need = |pos: usize, n: usize| {
-        if pos + n > body.len() {
-            Err(format!("record extends past the frame body at {pos}"))
-        } else {
-            Ok(())
-        }
-    };
+    let mut spent = false;
     for i in 0..u64::from(count) {
-        need(pos, 12)?;
-        let timestamp_ms = i64::from_le_bytes(body[pos..pos + 8].try_into().expect("8 bytes"));
-        let key_len = u32_at(body, pos + 8);
-        pos += 12;
-        let key_start = pos;
-        if key_len != NO_KEY {
-            need(pos, key_len as usize)?;
-            pos += key_len as usize;
+        let Some(head) = body.get(pos..pos + 12) else {
+            return Err(past_body(pos));
+        };
+        let timestamp_ms = i64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
+        let key_len = u32_at(head, 8);
+        let key_start = pos + 12;
+        let key_bytes = if key_len == NO_KEY {
+            0
+        } else {
+            key_len as usize
+        };
+        let Some(len) = body.get(key_start + key_bytes..key_start + key_bytes + 4) else {
+            return Err(past_body(key_start));
+        };
+        let payload_len = u32_at(len, 0);
+        let payload_start = key_start + key_bytes + 4;
+        pos = payload_start + payload_len as usize;
+        if pos > body.len() {
+            return Err(past_body(payload_start));
         }
-        need(pos, 4)?;
-        let payload_len = u32_at(body, pos);
-        pos += 4;
-        need(pos, payload_len as usize)?;
-        let payload_start = pos;
-        pos += payload_len as usize;
         if base + i < from_offset {
             continue;
         }
-        if budget.records >= budget.max_records {
-            budget.spent = true;
-            return Ok(true);
+        let size = payload_len as usize + key_bytes;
+        if records >= budget.max_records || (records > 0 && bytes_used + size > budget.max_bytes) {
+            spent = true;
+            break;
         }
-        let size = payload_len as usize
-            + if key_len == NO_KEY {
-                0
-            } else {
-                key_len as usize
-            };
-        if budget.records > 0 && budget.bytes_used + size > budget.max_bytes {
-            budget.spent = true;
-            return Ok(true);
-        }
-        budget.bytes_used += size;
-        budget.records += 1;
-        out.push(Entry {
+        bytes_used += size;
+        records += 1;
+        sink.push(Decoded {
+            offset: base + i,
             timestamp_ms,
-            key_start: body_at + key_start as u32,
+            key_start: body_pos + key_start,
             key_len,
-            payload_start: body_at + payload_start as u32,
+            payload_start: body_pos + payload_start,
             payload_len,
         });
     }
-    if pos != body.len() {
+    (budget.records, budget.bytes_used) = (records, bytes_used);
+    budget.spent |= spent;
+    if !spent && pos != body.len() {
         return Err(format!(
             "{} trailing bytes after the last record",
             body.len() - pos
         ));
     }
-    Ok(false)
+    Ok(spent)
+}
+
+fn past_body(pos: usize) -> String {
+    format!("record extends past the frame body at {pos}")
 }
 
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
 
+    use super::super::read::RecordSink;
     use super::*;
-    use crate::{Record, RecordBatch};
+    use crate::Record;
 
     fn recs(n: usize) -> Vec<NewRecord> {
         (0..n)
@@ -294,32 +317,31 @@ mod tests {
             .collect()
     }
 
-    /// Decodes the records of `body` (at position `at` of `buf`) from `from_offset`
-    /// within the limits.
+    /// Decodes the records of the body at `at` of `buf` from `from_offset` within the
+    /// limits.
     fn decode(buf: &[u8], at: usize, from_offset: u64, limits: (usize, usize)) -> Vec<Record> {
         let mut budget = ReadBudget::new(limits.0, limits.1);
-        let mut entries = Vec::new();
-        let body = &buf[at..];
-        decode_body(body, at, from_offset, &mut budget, &mut entries).unwrap();
-        let batch = RecordBatch::from_parts(from_offset, Bytes::copy_from_slice(buf), entries);
-        batch.to_records()
+        let mut sink = RecordSink::default();
+        let window = Bytes::copy_from_slice(buf);
+        assert!(sink.frame(&window, at..buf.len()));
+        decode_body(&buf[at..], at, from_offset, &mut budget, &mut sink).unwrap();
+        sink.out
     }
 
     fn decode_all(buf: &[u8], max_body: u32) -> Vec<Record> {
         let mut at = 0;
         let mut budget = ReadBudget::new(usize::MAX, usize::MAX);
-        let mut entries = Vec::new();
-        let mut first = None;
+        let mut sink = RecordSink::default();
+        let window = Bytes::copy_from_slice(buf);
         while at < buf.len() {
             let head = parse_head(&buf[at..], max_body).unwrap();
-            first.get_or_insert(head.base_offset);
-            let body = &buf[at + HEADER..at + head.total_len() as usize];
-            assert!(body_ok(&head, body));
-            decode_body(body, at + HEADER, 0, &mut budget, &mut entries).unwrap();
-            at += head.total_len() as usize;
+            let body = at + HEADER..at + head.total_len() as usize;
+            assert!(body_ok(&head, &buf[body.clone()]));
+            assert!(sink.frame(&window, body.clone()));
+            decode_body(&buf[body.clone()], body.start, 0, &mut budget, &mut sink).unwrap();
+            at = body.end;
         }
-        let buf = Bytes::copy_from_slice(buf);
-        RecordBatch::from_parts(first.unwrap_or(0), buf, entries).to_records()
+        sink.out
     }
 
     #[test]

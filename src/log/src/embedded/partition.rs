@@ -13,9 +13,9 @@ use std::sync::OnceLock;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-use super::frame::{self, ReadBudget};
+use super::frame::{self, ReadBudget, Sink};
 use super::meta::sync_dir;
-use super::read::{read_segment, SegmentView};
+use super::read::{read_segment, BatchSink, RecordSink, SegmentView};
 use super::segment::{self, segment_path, Segment};
 use super::{Durability, EmbeddedOptions};
 use crate::error::IoContext;
@@ -281,7 +281,7 @@ impl Partition {
     }
 
     /// Reads from `from_offset`; see [`crate::Log::read`]. The records of as many
-    /// segments as the limits allow, batch by batch.
+    /// segments as the limits allow.
     pub(crate) fn read(
         &self,
         from_offset: u64,
@@ -289,13 +289,18 @@ impl Partition {
         max_bytes: usize,
     ) -> Result<Vec<Record>> {
         let mut budget = ReadBudget::new(max_records, max_bytes);
-        let mut batch = self.segment_batch(from_offset, &mut budget, true)?;
-        let mut out = batch.to_records();
-        while !batch.is_empty() && !budget.spent {
-            batch = self.segment_batch(batch.next_offset(), &mut budget, false)?;
-            batch.extend_records(&mut out);
+        let mut sink = RecordSink::default();
+        self.read_into(from_offset, &mut budget, true, &mut sink)?;
+        loop {
+            let taken = sink.out.len();
+            if taken == 0 || budget.spent {
+                return Ok(sink.out);
+            }
+            self.read_into(from_offset + taken as u64, &mut budget, false, &mut sink)?;
+            if sink.out.len() == taken {
+                return Ok(sink.out);
+            }
         }
-        Ok(out)
     }
 
     /// Reads from `from_offset` up to the end of the segment holding it; see
@@ -307,18 +312,21 @@ impl Partition {
         max_bytes: usize,
     ) -> Result<RecordBatch> {
         let mut budget = ReadBudget::new(max_records, max_bytes);
-        self.segment_batch(from_offset, &mut budget, true)
+        let mut sink = BatchSink::new();
+        self.read_into(from_offset, &mut budget, true, &mut sink)?;
+        Ok(sink.finish(from_offset))
     }
 
-    /// The records from `offset` within the segment holding it, as far as `budget`
-    /// allows. The `first` batch of a read checks that `offset` is in range; later ones
-    /// find nothing beyond the end.
-    fn segment_batch(
+    /// Reads records from `offset` within the segment holding it into `sink`, as far as
+    /// `budget` allows. The `first` call of a read checks that `offset` is in range;
+    /// later ones find nothing beyond the end.
+    fn read_into(
         &self,
         offset: u64,
         budget: &mut ReadBudget,
         first: bool,
-    ) -> Result<RecordBatch> {
+        sink: &mut impl Sink,
+    ) -> Result<()> {
         let view = {
             let segments = self.read_segments();
             let start = segments.first().map_or(0, |s| s.base);
@@ -336,7 +344,7 @@ impl Partition {
                 budget.available = end - offset;
             }
             if offset >= end || budget.spent {
-                return Ok(RecordBatch::empty(offset));
+                return Ok(());
             }
             let i = segments.partition_point(|s| s.end <= offset);
             let seg = &segments[i];
@@ -356,7 +364,7 @@ impl Partition {
                 len: seg.len,
             }
         };
-        read_segment(&view, offset, self.opts.max_frame_bytes, budget)
+        read_segment(&view, offset, self.opts.max_frame_bytes, budget, sink)
     }
 
     /// For a read-only log: picks up frames and segments another process appended since

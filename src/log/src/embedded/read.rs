@@ -1,7 +1,9 @@
-//! Reading the records of one segment into a [`RecordBatch`]: the run of frames from the
-//! one holding the first offset wanted, until the read's budget is spent or the segment
-//! ends. Both [`crate::Log::read`] and [`crate::Log::read_batch`] of the embedded log go
-//! through here; `read` turns the batches of one or more segments into records.
+//! Reading the records of one segment: the run of frames from the one holding the first
+//! offset wanted, until the read's budget is spent or the segment ends. Both
+//! [`crate::Log::read`] and [`crate::Log::read_batch`] of the embedded log walk frames
+//! here; they differ only in the [`Sink`] the records go to: [`RecordSink`] makes a
+//! [`Record`] per record (for as many segments as the budget allows), [`BatchSink`] a
+//! [`RecordBatch`] index over one window of bytes.
 //!
 //! A segment that may be memory-mapped ([`super::mapping`]) is read in place: a batch's
 //! buffer is a zero-copy slice of the mapping, from the body of its first frame to the
@@ -10,16 +12,17 @@
 //! every frame decoded beyond the segment's verified prefix has its checksum checked.
 
 use std::fs::File;
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
-use super::frame::{self, FrameHead, ReadBudget, BODY_PREFIX, HEADER};
+use super::frame::{self, Decoded, FrameHead, ReadBudget, Sink, BODY_PREFIX, HEADER};
 use super::mapping::SegmentCache;
-use crate::batch::Entry;
-use crate::{LogError, RecordBatch, Result};
+use crate::batch::{Entry, NO_KEY};
+use crate::{LogError, Record, RecordBatch, Result};
 
 /// The most bytes read from a segment file at once with `pread` (larger frames are read
 /// whole).
@@ -39,22 +42,22 @@ pub(crate) struct SegmentView {
 }
 
 /// Reads the records at or after `from_offset` (which the segment holds) from the
-/// committed part of a segment, as far as `budget` allows. The batch ends early at the
-/// end of a `pread` chunk, or where its buffer would exceed 4 GiB; it is empty only if
-/// the budget is spent already.
+/// committed part of a segment into `sink`, as far as `budget` allows. A batch ends
+/// early at the end of a `pread` chunk, or where its buffer would exceed 4 GiB; it is
+/// empty only if the budget is spent already.
 pub(crate) fn read_segment(
     view: &SegmentView,
     from_offset: u64,
     max_body: u32,
     budget: &mut ReadBudget,
-) -> Result<RecordBatch> {
+    sink: &mut impl Sink,
+) -> Result<()> {
     let mut run = Run {
         view,
         from_offset,
         max_body,
         checks: Checks::new(&view.cache),
-        entries: Vec::new(),
-        span: None,
+        reserved: false,
     };
     // A segment that cannot be mapped (say, the process's limit of mappings is reached)
     // is read with `pread` instead.
@@ -69,13 +72,13 @@ pub(crate) fn read_segment(
     if let Some(map) = mapped {
         // Only the committed bytes may be touched.
         let window = map.slice(..view.len as usize);
-        return match run.walk(&window, 0, view.start_pos as usize, budget)? {
+        return match run.walk(&window, 0, view.start_pos as usize, budget, sink)? {
             Walked::End(at) if at < window.len() => Err(corrupt(
                 view,
                 at as u64,
                 "committed data ends inside a frame header".into(),
             )),
-            _ => Ok(run.finish(&window)),
+            _ => Ok(()),
         };
     }
     // `pread` chunks are small enough that a read limited by record count wastes little,
@@ -89,8 +92,9 @@ pub(crate) fn read_segment(
     let mut want = chunk;
     while pos < view.len {
         let window = read_at(view, pos, (view.len - pos).min(want) as usize)?;
-        match run.walk(&window, pos, 0, budget)? {
-            Walked::End(0) if run.span.is_none() => {
+        match run.walk(&window, pos, 0, budget, sink)? {
+            Walked::Stopped => break,
+            Walked::End(0) => {
                 // Not one whole frame in the chunk: the next frame is larger than a chunk
                 // (read exactly that frame), or the committed data is cut short.
                 if window.len() < HEADER + BODY_PREFIX {
@@ -102,48 +106,47 @@ pub(crate) fn read_segment(
                 }
                 want = parse(view, pos, &window, max_body)?.total_len();
             }
-            Walked::End(at) if run.span.is_none() => {
-                // Every frame of the chunk was before `from_offset`.
+            Walked::End(at) => {
+                if !sink.spans_windows() {
+                    break;
+                }
                 pos += at as u64;
                 want = chunk;
             }
-            _ => return Ok(run.finish(&window)),
         }
     }
-    Ok(run.finish(&Bytes::new()))
+    Ok(())
 }
 
 /// Where [`Run::walk`] stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Walked {
-    /// The budget is spent, or the batch's buffer cannot grow by the next frame.
+    /// The budget is spent, or the sink takes no more frames.
     Stopped,
     /// At this position of the window: fewer bytes than a whole frame remain after it.
     End(usize),
 }
 
-/// One read's progress through a segment: the batch's index so far and where in the
-/// current window its buffer lies.
+/// One read's progress through a segment.
 struct Run<'a> {
     view: &'a SegmentView,
     from_offset: u64,
     max_body: u32,
     checks: Checks<'a>,
-    entries: Vec<Entry>,
-    /// The batch's bytes in the current window, from the body of its first frame to the
-    /// end of its last; `None` until a frame holds records at or after `from_offset`.
-    span: Option<(usize, usize)>,
+    /// Whether the sink was sized for the records of this read.
+    reserved: bool,
 }
 
 impl Run<'_> {
     /// Decodes the whole frames of `window` (the segment's bytes from `window_pos`) from
-    /// its byte `at` on into the batch.
+    /// its byte `at` on into `sink`.
     fn walk(
         &mut self,
         window: &Bytes,
         window_pos: u64,
         mut at: usize,
         budget: &mut ReadBudget,
+        sink: &mut impl Sink,
     ) -> Result<Walked> {
         while at + HEADER + BODY_PREFIX <= window.len() {
             let frame_pos = window_pos + at as u64;
@@ -166,24 +169,21 @@ impl Run<'_> {
                 at = end;
                 continue;
             }
-            let body_start = at + HEADER;
-            let start = self.span.map_or(body_start, |(start, _)| start);
-            // Index positions are u32; a first frame always fits (its body is at most
-            // `max_body`), so a read makes progress.
-            if end - start > u32::MAX as usize {
+            let body = at + HEADER..end;
+            if !sink.frame(window, body.clone()) {
                 return Ok(Walked::Stopped);
             }
-            let body = &window[body_start..end];
-            self.check(frame_pos, &head, body)?;
-            if self.entries.capacity() == 0 {
-                self.entries.reserve_exact(budget.records_like(&head));
+            self.check(frame_pos, &head, &window[body.clone()])?;
+            if !self.reserved {
+                sink.reserve(budget.records_like(&head));
+                self.reserved = true;
             }
             let spent = frame::decode_body(
-                body,
-                body_start - start,
+                &window[body.clone()],
+                body.start,
                 self.from_offset,
                 budget,
-                &mut self.entries,
+                sink,
             )
             .map_err(|reason| LogError::Corrupt {
                 file: self.view.path.clone(),
@@ -191,7 +191,6 @@ impl Run<'_> {
                 offset: head.base_offset,
                 reason,
             })?;
-            self.span = Some((start, end));
             if spent {
                 return Ok(Walked::Stopped);
             }
@@ -214,15 +213,115 @@ impl Run<'_> {
         self.checks.passed(pos, end);
         Ok(())
     }
+}
 
-    /// The batch, whose buffer is the span of `window` it covers.
-    fn finish(self, window: &Bytes) -> RecordBatch {
+/// A [`Sink`] building a [`RecordBatch`] from the frames of one window: its buffer is
+/// the span of the window from the body of its first frame to the end of its last.
+pub(crate) struct BatchSink {
+    window: Bytes,
+    /// The span; `None` until a frame is taken.
+    span: Option<(usize, usize)>,
+    entries: Vec<Entry>,
+}
+
+impl BatchSink {
+    pub(crate) fn new() -> Self {
+        BatchSink {
+            window: Bytes::new(),
+            span: None,
+            entries: Vec::new(),
+        }
+    }
+
+    /// The batch, whose first record is at `first_offset` (where the read started).
+    pub(crate) fn finish(self, first_offset: u64) -> RecordBatch {
         match self.span {
             Some((start, end)) => {
-                RecordBatch::from_parts(self.from_offset, window.slice(start..end), self.entries)
+                RecordBatch::from_parts(first_offset, self.window.slice(start..end), self.entries)
             }
-            None => RecordBatch::empty(self.from_offset),
+            None => RecordBatch::empty(first_offset),
         }
+    }
+}
+
+impl Sink for BatchSink {
+    fn reserve(&mut self, n: usize) {
+        self.entries.reserve_exact(n);
+    }
+
+    fn frame(&mut self, window: &Bytes, body: Range<usize>) -> bool {
+        let start = match self.span {
+            Some((start, _)) => start,
+            None => {
+                self.window = window.clone();
+                body.start
+            }
+        };
+        // Index positions are u32. A first frame always fits (its body is at most
+        // `max_body`), so a read makes progress.
+        if body.end - start > u32::MAX as usize {
+            return false;
+        }
+        self.span = Some((start, body.end));
+        true
+    }
+
+    #[inline]
+    fn push(&mut self, r: Decoded) {
+        // `frame` checked that these fit in a u32.
+        let start = self.span.map_or(0, |(start, _)| start);
+        self.entries.push(Entry {
+            timestamp_ms: r.timestamp_ms,
+            key_start: (r.key_start - start) as u32,
+            key_len: r.key_len,
+            payload_start: (r.payload_start - start) as u32,
+            payload_len: r.payload_len,
+        });
+    }
+
+    fn spans_windows(&self) -> bool {
+        self.span.is_none()
+    }
+}
+
+/// A [`Sink`] making a [`Record`] per record, whose key and payload are slices of the
+/// window (for [`crate::Log::read`]).
+#[derive(Default)]
+pub(crate) struct RecordSink {
+    window: Bytes,
+    pub out: Vec<Record>,
+}
+
+impl Sink for RecordSink {
+    fn reserve(&mut self, n: usize) {
+        self.out.reserve_exact(n);
+    }
+
+    fn frame(&mut self, window: &Bytes, _body: Range<usize>) -> bool {
+        if self.window.as_ptr() != window.as_ptr() || self.window.len() != window.len() {
+            self.window = window.clone();
+        }
+        true
+    }
+
+    #[inline]
+    fn push(&mut self, r: Decoded) {
+        let key = (r.key_len != NO_KEY).then(|| {
+            self.window
+                .slice(r.key_start..r.key_start + r.key_len as usize)
+        });
+        self.out.push(Record {
+            offset: r.offset,
+            timestamp_ms: r.timestamp_ms,
+            key,
+            payload: self
+                .window
+                .slice(r.payload_start..r.payload_start + r.payload_len as usize),
+        });
+    }
+
+    fn spans_windows(&self) -> bool {
+        true
     }
 }
 
