@@ -20,7 +20,7 @@
 //! ```
 //!
 //! Remote backends make records readable asynchronously, so reads go through
-//! [`read_exactly`], which reads in bounded batches and waits with [`Log::wait_for`]
+//! [`read_exactly`] (or [`read_batch_exactly`]), which reads in bounded batches and waits with [`Log::wait_for`]
 //! between them — the way the dataflow source reads.
 
 use std::collections::BTreeSet;
@@ -89,14 +89,59 @@ pub fn read_exactly(
     (max_records, max_bytes): (usize, usize),
     timeout: Duration,
 ) -> Vec<Record> {
+    let fetch = |next: u64, want: usize| {
+        log.read(topic, partition, next, want.min(max_records), max_bytes)
+            .unwrap_or_else(|e| panic!("read {topic}/{partition}@{next}: {e}"))
+    };
+    read_until(log, (topic, partition), from, n, timeout, &fetch)
+}
+
+/// [`read_exactly`] with [`Log::read_batch`] instead of [`Log::read`]; the records are
+/// those of the batches.
+///
+/// # Panics
+/// As [`read_exactly`], and if a batch does not start at the offset asked for.
+pub fn read_batch_exactly(
+    log: &dyn Log,
+    topic: &str,
+    partition: u32,
+    from: u64,
+    n: usize,
+    (max_records, max_bytes): (usize, usize),
+    timeout: Duration,
+) -> Vec<Record> {
+    let fetch = |next: u64, want: usize| {
+        let batch = log
+            .read_batch(topic, partition, next, want.min(max_records), max_bytes)
+            .unwrap_or_else(|e| panic!("read_batch {topic}/{partition}@{next}: {e}"));
+        assert_eq!(batch.first_offset(), next, "a batch starts where asked");
+        assert_eq!(batch.next_offset(), next + batch.len() as u64);
+        let records = batch.to_records();
+        assert_eq!(
+            batch.last_timestamp_ms(),
+            records.last().map(|r| r.timestamp_ms)
+        );
+        records
+    };
+    read_until(log, (topic, partition), from, n, timeout, &fetch)
+}
+
+/// Collects `n` records from `from` with `fetch(next offset, records still wanted)`,
+/// waiting with [`Log::wait_for`] whenever it returns none.
+fn read_until(
+    log: &dyn Log,
+    (topic, partition): (&str, u32),
+    from: u64,
+    n: usize,
+    timeout: Duration,
+    fetch: &dyn Fn(u64, usize) -> Vec<Record>,
+) -> Vec<Record> {
     let mut out: Vec<Record> = Vec::with_capacity(n);
     let mut next = from;
     let mut last_progress = Instant::now();
     while out.len() < n {
-        let want = max_records.min(n - out.len());
-        let batch = log
-            .read(topic, partition, next, want, max_bytes)
-            .unwrap_or_else(|e| panic!("read {topic}/{partition}@{next}: {e}"));
+        let want = n - out.len();
+        let batch = fetch(next, want);
         if batch.is_empty() {
             assert!(
                 last_progress.elapsed() < timeout,
@@ -148,8 +193,9 @@ fn assert_same(caps: &Caps, got: &[Record], want: &[NewRecord], first_offset: u6
     }
 }
 
-/// Appends return dense offsets from 0 per partition; reads from any offset return the
-/// records as appended; typed errors for misuse.
+/// Appends return dense offsets from 0 per partition; reads from any offset, with
+/// [`Log::read`] or [`Log::read_batch`], return the records as appended; typed errors for
+/// misuse.
 pub fn round_trip(backend: &dyn Backend) {
     let caps = backend.caps();
     let log = backend.open();
@@ -201,7 +247,18 @@ pub fn round_trip(backend: &dyn Backend) {
         log.read(&topic, 2, 0, 10, 10),
         Err(LogError::UnknownPartition { .. })
     ));
+    check_read_batch(&caps, &*log, &topic, &all);
+    let got = read_batch_exactly(&*log, &topic, 0, 0, 1, (10, 1 << 20), t);
+    assert_eq!(
+        (got[0].key.clone(), got[0].payload.clone()),
+        (None, keyless[0].payload.clone())
+    );
+
     let missing = backend.topic("missing");
+    assert!(matches!(
+        log.read_batch(&missing, 0, 0, 10, 10),
+        Err(LogError::UnknownTopic(_))
+    ));
     assert!(matches!(
         log.end_offset(&missing, 0),
         Err(LogError::UnknownTopic(_))
@@ -212,8 +269,45 @@ pub fn round_trip(backend: &dyn Backend) {
     ));
 }
 
+/// [`Log::read_batch`] on partition 1 of [`round_trip`]'s topic, which holds `all`: the
+/// records, limits and errors of [`Log::read`].
+fn check_read_batch(caps: &Caps, log: &dyn Log, topic: &str, all: &[NewRecord]) {
+    let t = caps.visibility_timeout;
+    let got = read_batch_exactly(log, topic, 1, 0, all.len(), (100, 1 << 20), t);
+    assert_same(caps, &got, all, 0);
+    let got = read_batch_exactly(log, topic, 1, 7, all.len() - 7, (3, 1 << 20), t);
+    assert_same(caps, &got, &all[7..], 7);
+    let one = log.read_batch(topic, 1, 0, 10, 1).unwrap();
+    assert_eq!(
+        (one.len(), one.first_offset(), one.next_offset()),
+        (1, 0, 1),
+        "max_bytes never starves a batch reader"
+    );
+    let record = one.iter().next().unwrap();
+    assert_eq!(
+        (record.offset, record.key, record.payload),
+        (0, all[0].key.as_deref(), &all[0].payload[..])
+    );
+    assert!(log.read_batch(topic, 1, 0, 4, usize::MAX).unwrap().len() <= 4);
+    let end = all.len() as u64;
+    let at_end = log.read_batch(topic, 1, end, 10, 1 << 20).unwrap();
+    assert!(
+        at_end.is_empty() && at_end.next_offset() == end,
+        "read_batch at the end"
+    );
+    assert!(matches!(
+        log.read_batch(topic, 1, 1_000, 10, 1 << 20),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    assert!(matches!(
+        log.read_batch(topic, 2, 0, 10, 10),
+        Err(LogError::UnknownPartition { .. })
+    ));
+}
+
 /// A backlog far larger than any fetch size, appended in large batches, replays from
-/// offset 0 with every offset exactly once and every payload intact.
+/// offset 0 with every offset exactly once and every payload intact, through
+/// [`Log::read`] and through [`Log::read_batch`].
 pub fn large_backlog(backend: &dyn Backend) {
     let caps = backend.caps();
     let log = backend.open();
@@ -253,6 +347,8 @@ pub fn large_backlog(backend: &dyn Backend) {
             );
         }
         assert_eq!(seen.len(), n);
+        let batched = read_batch_exactly(&*log, &topic, p, 0, n, (4_096, 256 << 10), deadline);
+        assert!(batched == got, "read_batch replays what read does");
     }
 }
 

@@ -17,6 +17,7 @@ mod lock;
 mod mapping;
 mod meta;
 mod partition;
+mod read;
 mod recovery;
 mod segment;
 
@@ -33,7 +34,7 @@ pub use meta::validate_topic;
 
 use crate::error::IoContext;
 use crate::NewRecord;
-use crate::{Log, LogError, Notify, OffsetRange, Record, Result, TopicDescription};
+use crate::{Log, LogError, Notify, OffsetRange, Record, RecordBatch, Result, TopicDescription};
 use lock::DirLock;
 use meta::TopicMeta;
 use partition::Partition;
@@ -290,6 +291,16 @@ impl EmbeddedLog {
             })
     }
 
+    /// The partition to read from `from_offset`; a read-only log first looks for what
+    /// the writer appended when the offset is at or beyond what it knows of.
+    fn readable(&self, topic: &str, partition: u32, from_offset: u64) -> Result<Arc<Partition>> {
+        let p = self.partition(topic, partition)?;
+        if self.shared.read_only && from_offset >= p.end_offset() {
+            p.refresh()?;
+        }
+        Ok(p)
+    }
+
     fn start_poller(&self) {
         if self.shared.poller_started.swap(true, Ordering::SeqCst) {
             return;
@@ -466,11 +477,23 @@ impl Log for EmbeddedLog {
         max_records: usize,
         max_bytes: usize,
     ) -> Result<Vec<Record>> {
-        let p = self.partition(topic, partition)?;
-        if self.shared.read_only && from_offset >= p.end_offset() {
-            p.refresh()?;
-        }
-        p.read(from_offset, max_records, max_bytes)
+        self.readable(topic, partition, from_offset)?
+            .read(from_offset, max_records, max_bytes)
+    }
+
+    fn read_batch(
+        &self,
+        topic: &str,
+        partition: u32,
+        from_offset: u64,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<RecordBatch> {
+        self.readable(topic, partition, from_offset)?.read_batch(
+            from_offset,
+            max_records,
+            max_bytes,
+        )
     }
 
     fn end_offset(&self, topic: &str, partition: u32) -> Result<u64> {

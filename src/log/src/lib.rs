@@ -11,6 +11,9 @@
 //! and [`UnreliableLog`], a wrapper over either whose reads fail on demand (tests of
 //! how kappa reports an unreachable log).
 //!
+//! Reads return either a [`Record`] per record ([`Log::read`]) or one [`RecordBatch`]
+//! ([`Log::read_batch`]), the cheaper shape for replaying many small records.
+//!
 //! Every backend is held as `Arc<dyn Log>`. Offsets are per partition, dense, and start
 //! at 0; reading from offset 0 replays a partition from the beginning.
 //!
@@ -24,6 +27,7 @@
 //! assert_eq!(&records[0].payload[..], b"{\"a\":1}");
 //! ```
 
+mod batch;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod embedded;
@@ -38,6 +42,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+pub use batch::{Iter as RecordBatchIter, RecordBatch, RecordRef};
 pub use embedded::{
     read_lock_info, validate_topic, Durability, EmbeddedLog, EmbeddedOptions, LockInfo,
 };
@@ -179,6 +184,28 @@ pub trait Log: Send + Sync {
         max_records: usize,
         max_bytes: usize,
     ) -> Result<Vec<Record>>;
+
+    /// Reads like [`Log::read`] — same limits, same errors, the first record always
+    /// returned when one is available — but returns the records as one [`RecordBatch`]:
+    /// one buffer and a compact index instead of a [`Record`] per record, which is most
+    /// of the cost of reading small records.
+    ///
+    /// A batch may hold fewer records than [`Log::read`] would return with the same
+    /// limits (the embedded log stops a batch at the end of a segment); read on from
+    /// [`RecordBatch::next_offset`]. It is empty only where `read` would be.
+    ///
+    /// The default implementation copies what [`Log::read`] returns into a batch.
+    fn read_batch(
+        &self,
+        topic: &str,
+        partition: u32,
+        from_offset: u64,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<RecordBatch> {
+        let records = self.read(topic, partition, from_offset, max_records, max_bytes)?;
+        Ok(RecordBatch::from_records(from_offset, &records))
+    }
 
     /// The high watermark: the next offset to be written. In the writer's process only
     /// acknowledged (durable) records count.

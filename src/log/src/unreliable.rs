@@ -1,7 +1,7 @@
 //! [`UnreliableLog`]: a fault-injecting wrapper over any [`Log`], for tests of how the
 //! rest of kappa behaves while its log is unreachable.
 //!
-//! Reads (`read`, `end_offset`) fail with [`LogError::Unreachable`] while switched off,
+//! Reads (`read`, `read_batch`, `end_offset`) fail with [`LogError::Unreachable`] while switched off,
 //! as they would with a Fluvio cluster that went away; everything else is passed
 //! through, so a test can keep appending to the inner log and then let reads succeed
 //! again.
@@ -13,6 +13,8 @@
 //! log.create_topic("t", 1).unwrap();
 //! log.fail_reads(true);
 //! assert!(log.read("t", 0, 0, 10, 1 << 20).unwrap_err().is_transient());
+//! assert!(log.read_batch("t", 0, 0, 10, 1 << 20).unwrap_err().is_transient());
+//! assert_eq!(log.failed_reads(), 2);
 //! log.fail_reads(false);
 //! assert!(log.read("t", 0, 0, 10, 1 << 20).unwrap().is_empty());
 //! ```
@@ -21,7 +23,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{Log, LogError, NewRecord, Notify, OffsetRange, Record, Result, TopicDescription};
+use crate::{
+    Log, LogError, NewRecord, Notify, OffsetRange, Record, RecordBatch, Result, TopicDescription,
+};
 
 /// A [`Log`] whose reads fail on demand.
 pub struct UnreliableLog {
@@ -94,6 +98,20 @@ impl Log for UnreliableLog {
         self.check()?;
         self.inner
             .read(topic, partition, from_offset, max_records, max_bytes)
+    }
+
+    fn read_batch(
+        &self,
+        topic: &str,
+        partition: u32,
+        from_offset: u64,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<RecordBatch> {
+        self.check()?;
+        // The inner log's own batch read, not the default built on `read`.
+        self.inner
+            .read_batch(topic, partition, from_offset, max_records, max_bytes)
     }
 
     fn end_offset(&self, topic: &str, partition: u32) -> Result<u64> {

@@ -1,5 +1,6 @@
 //! The embedded log against real files: round trips across segments and reopen, torn
-//! writes and corruption, the writer lock, durability policies, and followers.
+//! writes and corruption (for `read` and `read_batch`), batch reads across segment
+//! boundaries, the writer lock, durability policies, and followers.
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
@@ -7,7 +8,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kappa_log::{Durability, EmbeddedLog, EmbeddedOptions, Log, LogError, NewRecord};
+use kappa_log::{Durability, EmbeddedLog, EmbeddedOptions, Log, LogError, NewRecord, Record};
 
 fn opts(segment_bytes: u64) -> EmbeddedOptions {
     EmbeddedOptions {
@@ -224,13 +225,113 @@ fn write_sealed_segments(dir: &Path) -> PathBuf {
     segments(dir, "t", 0).remove(0)
 }
 
-/// Asserts that reading topic `t` from offset 0 fails with corruption found in `file`.
+/// Asserts that reading topic `t` from offset 0, with `read` and with `read_batch`,
+/// fails with corruption found in `file`.
 fn assert_read_corrupt(log: &dyn Log, file: &Path) {
-    let err = log.read("t", 0, 0, usize::MAX, usize::MAX).unwrap_err();
-    assert!(
-        matches!(&err, LogError::Corrupt { file: f, .. } if f == file),
-        "{err}"
-    );
+    let errs = [
+        log.read("t", 0, 0, usize::MAX, usize::MAX).unwrap_err(),
+        read_batches(log, 0).unwrap_err(),
+    ];
+    for err in errs {
+        assert!(
+            matches!(&err, LogError::Corrupt { file: f, .. } if f == file),
+            "{err}"
+        );
+    }
+}
+
+/// Reads topic `t`, partition 0, from `from` to the end with [`Log::read_batch`],
+/// checking that every batch continues where the last one ended.
+fn read_batches(log: &dyn Log, from: u64) -> Result<Vec<Record>, LogError> {
+    let mut out = Vec::new();
+    let mut next = from;
+    loop {
+        let batch = log.read_batch("t", 0, next, usize::MAX, usize::MAX)?;
+        assert_eq!(batch.first_offset(), next);
+        if batch.is_empty() {
+            return Ok(out);
+        }
+        next = batch.next_offset();
+        out.extend(batch.to_records());
+    }
+}
+
+/// The base offsets of a partition's segments, from their file names.
+fn segment_bases(dir: &Path, topic: &str, partition: u32) -> Vec<u64> {
+    segments(dir, topic, partition)
+        .iter()
+        .map(|p| p.file_stem().unwrap().to_str().unwrap().parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn read_batch_reads_up_to_a_segment_boundary_and_on_from_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(dir.path(), opts(1024)).unwrap();
+    log.create_topic("t", 1).unwrap();
+    for i in 0..20 {
+        log.append("t", 0, &batch(i * 7, 7)).unwrap();
+    }
+    let bases = segment_bases(dir.path(), "t", 0);
+    assert!(bases.len() > 3, "several segments: {bases:?}");
+    let all = log.read("t", 0, 0, usize::MAX, usize::MAX).unwrap();
+    let reader = EmbeddedLog::open_read_only(dir.path(), opts(1024)).unwrap();
+    for log in [&log as &dyn Log, &reader] {
+        // Unlimited batches end exactly at segment boundaries.
+        let mut next = 0;
+        for &base in &bases[1..] {
+            let batch = log
+                .read_batch("t", 0, next, usize::MAX, usize::MAX)
+                .unwrap();
+            assert_eq!((batch.first_offset(), batch.next_offset()), (next, base));
+            next = base;
+        }
+        assert_eq!(read_batches(log, 0).unwrap(), all);
+        assert_eq!(read_batches(log, 61).unwrap(), all[61..]);
+
+        let batch = log.read_batch("t", 0, 3, 2, usize::MAX).unwrap();
+        assert_eq!(batch.to_records(), all[3..5]);
+        let batch = log.read_batch("t", 0, 3, 100, 1).unwrap();
+        assert_eq!(batch.len(), 1, "the first record even over max_bytes");
+        assert_eq!(batch.last_timestamp_ms(), Some(3));
+        let batch = log.read_batch("t", 0, 3, 0, usize::MAX).unwrap();
+        assert!(batch.is_empty() && batch.next_offset() == 3);
+        let at_end = log.read_batch("t", 0, 140, 10, 1 << 20).unwrap();
+        assert!(at_end.is_empty() && at_end.next_offset() == 140);
+        assert!(matches!(
+            log.read_batch("t", 0, 141, 10, 1 << 20),
+            Err(LogError::OffsetOutOfRange {
+                offset: 141,
+                end: 140,
+                ..
+            })
+        ));
+        assert!(matches!(
+            log.read_batch("t", 1, 0, 10, 1 << 20),
+            Err(LogError::UnknownPartition { .. })
+        ));
+        assert!(matches!(
+            log.read_batch("nope", 0, 0, 10, 1 << 20),
+            Err(LogError::UnknownTopic(_))
+        ));
+    }
+}
+
+#[test]
+fn a_read_only_reader_batches_what_the_writer_appends_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(dir.path(), opts(1024)).unwrap();
+    log.create_topic("t", 1).unwrap();
+    let reader = EmbeddedLog::open_read_only(dir.path(), opts(1024)).unwrap();
+    assert!(reader
+        .read_batch("t", 0, 0, 10, 1 << 20)
+        .unwrap()
+        .is_empty());
+    log.append("t", 0, &batch(0, 3)).unwrap();
+    let got = reader.read_batch("t", 0, 0, 10, 1 << 20).unwrap();
+    assert_eq!(got.to_records(), log.read("t", 0, 0, 10, 1 << 20).unwrap());
+    let keys: Vec<&[u8]> = got.iter().map(|r| r.key.unwrap()).collect();
+    assert_eq!(keys, [&b"k0"[..], b"k1", b"k2"]);
 }
 
 #[test]
@@ -436,11 +537,17 @@ fn corruption_of_a_sealed_segment_after_open_is_reported_by_the_first_read() {
     let reader = EmbeddedLog::open_read_only(dir.path(), opts(512)).unwrap();
     for log in [&log, &reader] {
         for from in [0, 4] {
-            match log.read("t", 0, from, usize::MAX, usize::MAX).unwrap_err() {
-                LogError::Corrupt { file, position, .. } => {
-                    assert_eq!((file, position), (first.clone(), last_frame))
+            let errs = [
+                log.read("t", 0, from, usize::MAX, usize::MAX).unwrap_err(),
+                read_batches(log, from).unwrap_err(),
+            ];
+            for err in errs {
+                match err {
+                    LogError::Corrupt { file, position, .. } => {
+                        assert_eq!((file, position), (first.clone(), last_frame))
+                    }
+                    other => panic!("expected Corrupt, got {other}"),
                 }
-                other => panic!("expected Corrupt, got {other}"),
             }
         }
     }
@@ -476,17 +583,23 @@ fn a_frame_length_changed_under_a_mapped_segment_is_an_error_not_a_crash() {
         let last_frame = *frame_positions(&bytes).last().unwrap();
         let body_len = u32::from_le_bytes(bytes[last_frame as usize..][..4].try_into().unwrap());
         overwrite(path, last_frame, &(body_len + 4096).to_le_bytes());
-        match log.read("t", 0, 0, usize::MAX, usize::MAX).unwrap_err() {
-            LogError::Corrupt {
-                file,
-                position,
-                reason,
-                ..
-            } => {
-                assert_eq!((&file, position), (path, last_frame));
-                assert!(reason.contains("past the committed data"), "{reason}");
+        let errs = [
+            log.read("t", 0, 0, usize::MAX, usize::MAX).unwrap_err(),
+            read_batches(&log, 0).unwrap_err(),
+        ];
+        for err in errs {
+            match err {
+                LogError::Corrupt {
+                    file,
+                    position,
+                    reason,
+                    ..
+                } => {
+                    assert_eq!((&file, position), (path, last_frame));
+                    assert!(reason.contains("past the committed data"), "{reason}");
+                }
+                other => panic!("expected Corrupt, got {other}"),
             }
-            other => panic!("expected Corrupt, got {other}"),
         }
         overwrite(path, last_frame, &body_len.to_le_bytes());
     }

@@ -1,12 +1,14 @@
 //! Property tests of the embedded log against a plain in-memory model: random batches,
 //! random segment and frame sizes, reopen between appends, reads from random offsets
 //! with random limits. What is read back equals what was acknowledged, in order, with
-//! the same offsets; MemLog is held to the same model.
+//! the same offsets; MemLog is held to the same model. `read_batch` returns a prefix of
+//! what `read` does with the same limits, cut short only at a segment boundary (or, in
+//! a read-only reader, anywhere), and batches read on from `next_offset` replay it all.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use kappa_log::{Durability, EmbeddedLog, EmbeddedOptions, Log, MemLog, NewRecord};
+use kappa_log::{Durability, EmbeddedLog, EmbeddedOptions, Log, LogError, MemLog, NewRecord};
 use proptest::prelude::*;
 
 /// A record as generated: key, payload, timestamp.
@@ -66,7 +68,73 @@ fn to_new(records: &[Rec]) -> Vec<NewRecord> {
 
 type Model = [Vec<NewRecord>; 2];
 
-fn check_reads(log: &dyn Log, model: &Model, reads: &[Read]) -> Result<(), TestCaseError> {
+/// Where a log's batches may end early: at these offsets of each partition (segment
+/// bases), or anywhere (`None`).
+type Cuts = Option<[Vec<u64>; 2]>;
+
+fn segment_bases(dir: &std::path::Path) -> [Vec<u64>; 2] {
+    [0, 1].map(|p| {
+        let files = std::fs::read_dir(dir.join("topics/t").join(p.to_string())).unwrap();
+        files
+            .filter_map(|f| {
+                f.unwrap()
+                    .file_name()
+                    .to_str()?
+                    .strip_suffix(".log")?
+                    .parse()
+                    .ok()
+            })
+            .collect()
+    })
+}
+
+/// Checks `read_batch` against `read` with the same arguments.
+fn check_batch(
+    log: &dyn Log,
+    (partition, from, max_records, max_bytes): (u32, u64, usize, usize),
+    cuts: &Cuts,
+) -> Result<(), TestCaseError> {
+    let records = log
+        .read("t", partition, from, max_records, max_bytes)
+        .unwrap();
+    let batch = log
+        .read_batch("t", partition, from, max_records, max_bytes)
+        .unwrap();
+    prop_assert_eq!(batch.first_offset(), from);
+    prop_assert_eq!(batch.is_empty(), records.is_empty());
+    prop_assert!(batch.len() <= records.len());
+    prop_assert_eq!(batch.to_records(), &records[..batch.len()]);
+    prop_assert_eq!(
+        batch.last_timestamp_ms(),
+        records
+            .get(batch.len().wrapping_sub(1))
+            .map(|r| r.timestamp_ms)
+    );
+    for (view, record) in batch.iter().zip(&records) {
+        prop_assert_eq!(view.offset, record.offset);
+        prop_assert_eq!(view.key, record.key.as_deref());
+        prop_assert_eq!(view.payload, &record.payload[..]);
+        prop_assert_eq!(view.timestamp_ms, record.timestamp_ms);
+    }
+    if let Some(bases) = cuts {
+        if batch.len() < records.len() {
+            prop_assert!(
+                bases[partition as usize].contains(&batch.next_offset()),
+                "a batch ended at {} of {:?}, not at a segment boundary",
+                batch.next_offset(),
+                bases[partition as usize]
+            );
+        }
+    }
+    Ok(())
+}
+
+fn check_reads(
+    log: &dyn Log,
+    model: &Model,
+    reads: &[Read],
+    cuts: &Cuts,
+) -> Result<(), TestCaseError> {
     for (p, expected) in model.iter().enumerate() {
         let p = p as u32;
         prop_assert_eq!(log.end_offset("t", p).unwrap(), expected.len() as u64);
@@ -79,6 +147,24 @@ fn check_reads(log: &dyn Log, model: &Model, reads: &[Read]) -> Result<(), TestC
                 (&want.key, &want.payload, want.timestamp_ms)
             );
         }
+        let mut next = 0;
+        let mut batched = Vec::new();
+        while next < expected.len() as u64 {
+            let batch = log
+                .read_batch("t", p, next, usize::MAX, usize::MAX)
+                .unwrap();
+            prop_assert!(!batch.is_empty(), "no batch at {}", next);
+            next = batch.next_offset();
+            batched.extend(batch.to_records());
+        }
+        prop_assert_eq!(batched, all);
+        prop_assert!(log.read_batch("t", p, next, 10, 10).unwrap().is_empty());
+        let beyond = log.read_batch("t", p, next + 1, 10, 10);
+        prop_assert!(
+            matches!(beyond, Err(LogError::OffsetOutOfRange { .. })),
+            "read_batch beyond the end: {:?}",
+            beyond.map(|b| b.len())
+        );
     }
     for r in reads {
         let expected = &model[r.partition as usize];
@@ -86,6 +172,7 @@ fn check_reads(log: &dyn Log, model: &Model, reads: &[Read]) -> Result<(), TestC
         let got = log
             .read("t", r.partition, from, r.max_records, r.max_bytes)
             .unwrap();
+        check_batch(log, (r.partition, from, r.max_records, r.max_bytes), cuts)?;
         let available = expected.len() as u64 - from;
         prop_assert!(got.len() <= r.max_records);
         if available > 0 {
@@ -162,12 +249,13 @@ proptest! {
                 }
             }
         }
-        check_reads(&log, &model, &reads)?;
+        let cuts = Some(segment_bases(dir.path()));
+        check_reads(&log, &model, &reads, &cuts)?;
         let reader = EmbeddedLog::open_read_only(dir.path(), options.clone()).unwrap();
-        check_reads(&reader, &model, &reads)?;
+        check_reads(&reader, &model, &reads, &None)?;
         drop(log);
         let log = EmbeddedLog::open(dir.path(), options).unwrap();
-        check_reads(&log, &model, &reads)?;
+        check_reads(&log, &model, &reads, &cuts)?;
     }
 
     #[test]
@@ -185,6 +273,7 @@ proptest! {
                 model[*partition as usize].extend(records);
             }
         }
-        check_reads(&log, &model, &reads)?;
+        // The default `read_batch`, built on `read`, is never cut short.
+        check_reads(&log, &model, &reads, &Some([vec![], vec![]]))?;
     }
 }

@@ -9,9 +9,8 @@
 //! maximum frame size; a length outside `BODY_PREFIX..=max` is corruption, never an
 //! allocation. Integers are little-endian.
 
-use bytes::Bytes;
-
-use crate::{LogError, NewRecord, Record, Result};
+use crate::batch::NO_KEY;
+use crate::{LogError, NewRecord, Result};
 
 /// Bytes before the body: length and checksum.
 pub(crate) const HEADER: usize = 8;
@@ -19,7 +18,6 @@ pub(crate) const HEADER: usize = 8;
 pub(crate) const BODY_PREFIX: usize = 12;
 /// Per-record overhead: timestamp and two lengths.
 pub(crate) const RECORD_OVERHEAD: usize = 16;
-const NO_KEY: u32 = u32::MAX;
 
 /// Where a frame written by [`encode_batch`] landed in the buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,79 +149,160 @@ fn u32_at(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
 }
 
-/// Decodes the records of a checked body (a slice of a larger buffer, so payloads are
-/// zero-copy slices of it), skipping those below `from_offset` and stopping once
-/// `max_records` are in `out` or the byte budget is spent. Returns whether it stopped
-/// for a limit (`true`) rather than at the end of the body, or `Err(reason)` if the body
-/// is malformed despite its checksum.
+/// What one read may take — across the segments it visits — and what it has taken.
+pub(crate) struct ReadBudget {
+    /// Take at most this many records.
+    pub max_records: usize,
+    /// Take records while their key and payload bytes stay within this (after the first
+    /// record, which is taken regardless).
+    pub max_bytes: usize,
+    /// Records taken so far.
+    pub records: usize,
+    /// Key and payload bytes taken so far.
+    pub bytes_used: usize,
+    /// Records at or after the read's first offset when it started.
+    pub available: u64,
+    /// A limit stopped the read: the next record would break it.
+    pub spent: bool,
+}
+
+impl ReadBudget {
+    /// A budget for a read of at most `max_records` records and `max_bytes` bytes.
+    pub(crate) fn new(max_records: usize, max_bytes: usize) -> Self {
+        ReadBudget {
+            max_records,
+            max_bytes,
+            records: 0,
+            bytes_used: 0,
+            available: u64::MAX,
+            spent: max_records == 0,
+        }
+    }
+
+    /// How many records to make room for, before the first, if they are like those of
+    /// the frame `head` (at most [`MAX_RESERVE`]): growing the output by doubling
+    /// instead would copy about as many bytes as a read of small records hands out.
+    pub(crate) fn records_like(&self, head: &FrameHead) -> usize {
+        let body = head.body_len as usize - BODY_PREFIX;
+        let per_record = body / head.count as usize;
+        let fit = self.max_bytes / per_record.saturating_sub(RECORD_OVERHEAD).max(1);
+        fit.saturating_add(1)
+            .min(self.max_records - self.records)
+            .min(usize::try_from(self.available).unwrap_or(usize::MAX))
+            .min(MAX_RESERVE)
+    }
+}
+
+/// The most records a read makes room for up front; beyond, its index grows as usual.
+const MAX_RESERVE: usize = 1 << 16;
+
+/// One record as [`decode_body`] finds it; positions are those of its window (the
+/// bytes a frame was read into).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Decoded {
+    pub offset: u64,
+    pub timestamp_ms: i64,
+    pub key_start: usize,
+    /// [`NO_KEY`] for no key.
+    pub key_len: u32,
+    pub payload_start: usize,
+    pub payload_len: u32,
+}
+
+/// Where [`decode_body`] puts the records it decodes: a [`crate::RecordBatch`]'s index
+/// or [`crate::Record`]s (see [`super::read`]).
+pub(crate) trait Sink {
+    /// Makes room for about `n` more records.
+    fn reserve(&mut self, n: usize);
+    /// Takes the frame whose body is `window[body]`, before its records; `false` if it
+    /// cannot join what the sink holds (a batch's buffer would exceed 4 GiB).
+    fn frame(&mut self, window: &bytes::Bytes, body: std::ops::Range<usize>) -> bool;
+    /// A record of the frame last taken.
+    fn push(&mut self, record: Decoded);
+    /// Whether records from another window may follow those already taken.
+    fn spans_windows(&self) -> bool;
+}
+
+/// Decodes the records of a checked body at `body_pos` of its window into `sink`,
+/// skipping those below `from_offset` and stopping once the budget is spent. Returns
+/// whether it stopped for the budget (`true`) rather than at the end of the body, or
+/// `Err(reason)` if the body is malformed despite its checksum.
 pub(crate) fn decode_body(
-    body: &Bytes,
+    body: &[u8],
+    body_pos: usize,
     from_offset: u64,
-    max_records: usize,
-    max_bytes: usize,
-    bytes_used: &mut usize,
-    out: &mut Vec<Record>,
+    budget: &mut ReadBudget,
+    sink: &mut impl Sink,
 ) -> Result<bool, String> {
     let base = u64::from_le_bytes(body[0..8].try_into().expect("8 bytes"));
     let count = u32_at(body, 8);
-    let mut at = BODY_PREFIX;
-    let need = |at: usize, n: usize| {
-        if at + n > body.len() {
-            Err(format!("record extends past the frame body at {at}"))
-        } else {
-            Ok(())
-        }
-    };
+    // This loop is most of a read of small records: the budget lives in locals, and
+    // every length is checked against the body once.
+    let (mut records, mut bytes_used) = (budget.records, budget.bytes_used);
+    let mut pos = BODY_PREFIX;
+    let mut spent = false;
     for i in 0..u64::from(count) {
-        if out.len() >= max_records {
-            return Ok(true);
-        }
-        need(at, 12)?;
-        let timestamp_ms = i64::from_le_bytes(body[at..at + 8].try_into().expect("8 bytes"));
-        let key_len = u32_at(body, at + 8);
-        at += 12;
-        let key = if key_len == NO_KEY {
-            None
-        } else {
-            need(at, key_len as usize)?;
-            let key = body.slice(at..at + key_len as usize);
-            at += key_len as usize;
-            Some(key)
+        let Some(head) = body.get(pos..pos + 12) else {
+            return Err(past_body(pos));
         };
-        need(at, 4)?;
-        let payload_len = u32_at(body, at) as usize;
-        at += 4;
-        need(at, payload_len)?;
-        let offset = base + i;
-        if offset < from_offset {
-            at += payload_len;
+        let timestamp_ms = i64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
+        let key_len = u32_at(head, 8);
+        let key_start = pos + 12;
+        let key_bytes = if key_len == NO_KEY {
+            0
+        } else {
+            key_len as usize
+        };
+        let Some(len) = body.get(key_start + key_bytes..key_start + key_bytes + 4) else {
+            return Err(past_body(key_start));
+        };
+        let payload_len = u32_at(len, 0);
+        let payload_start = key_start + key_bytes + 4;
+        pos = payload_start + payload_len as usize;
+        if pos > body.len() {
+            return Err(past_body(payload_start));
+        }
+        if base + i < from_offset {
             continue;
         }
-        let size = payload_len + key.as_ref().map_or(0, |k| k.len());
-        if !out.is_empty() && *bytes_used + size > max_bytes {
-            return Ok(true);
+        let size = payload_len as usize + key_bytes;
+        if records >= budget.max_records || (records > 0 && bytes_used + size > budget.max_bytes) {
+            spent = true;
+            break;
         }
-        *bytes_used += size;
-        out.push(Record {
-            offset,
+        bytes_used += size;
+        records += 1;
+        sink.push(Decoded {
+            offset: base + i,
             timestamp_ms,
-            key,
-            payload: body.slice(at..at + payload_len),
+            key_start: body_pos + key_start,
+            key_len,
+            payload_start: body_pos + payload_start,
+            payload_len,
         });
-        at += payload_len;
     }
-    if at != body.len() {
+    (budget.records, budget.bytes_used) = (records, bytes_used);
+    budget.spent |= spent;
+    if !spent && pos != body.len() {
         return Err(format!(
             "{} trailing bytes after the last record",
-            body.len() - at
+            body.len() - pos
         ));
     }
-    Ok(false)
+    Ok(spent)
+}
+
+fn past_body(pos: usize) -> String {
+    format!("record extends past the frame body at {pos}")
 }
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
+    use super::super::read::RecordSink;
     use super::*;
+    use crate::Record;
 
     fn recs(n: usize) -> Vec<NewRecord> {
         (0..n)
@@ -238,18 +317,31 @@ mod tests {
             .collect()
     }
 
+    /// Decodes the records of the body at `at` of `buf` from `from_offset` within the
+    /// limits.
+    fn decode(buf: &[u8], at: usize, from_offset: u64, limits: (usize, usize)) -> Vec<Record> {
+        let mut budget = ReadBudget::new(limits.0, limits.1);
+        let mut sink = RecordSink::default();
+        let window = Bytes::copy_from_slice(buf);
+        assert!(sink.frame(&window, at..buf.len()));
+        decode_body(&buf[at..], at, from_offset, &mut budget, &mut sink).unwrap();
+        sink.out
+    }
+
     fn decode_all(buf: &[u8], max_body: u32) -> Vec<Record> {
-        let buf = Bytes::copy_from_slice(buf);
         let mut at = 0;
-        let mut out = Vec::new();
+        let mut budget = ReadBudget::new(usize::MAX, usize::MAX);
+        let mut sink = RecordSink::default();
+        let window = Bytes::copy_from_slice(buf);
         while at < buf.len() {
             let head = parse_head(&buf[at..], max_body).unwrap();
-            let body = buf.slice(at + HEADER..at + head.total_len() as usize);
-            assert!(body_ok(&head, &body));
-            decode_body(&body, 0, usize::MAX, usize::MAX, &mut 0, &mut out).unwrap();
-            at += head.total_len() as usize;
+            let body = at + HEADER..at + head.total_len() as usize;
+            assert!(body_ok(&head, &buf[body.clone()]));
+            assert!(sink.frame(&window, body.clone()));
+            decode_body(&buf[body.clone()], body.start, 0, &mut budget, &mut sink).unwrap();
+            at = body.end;
         }
-        out
+        sink.out
     }
 
     #[test]
@@ -303,16 +395,14 @@ mod tests {
     fn decode_respects_limits_and_start() {
         let mut buf = Vec::new();
         encode_batch(&recs(10), 0, 1 << 20, &mut buf).unwrap();
-        let all = Bytes::from(buf);
-        let body = all.slice(HEADER..);
-        let mut out = Vec::new();
-        decode_body(&body, 4, 3, usize::MAX, &mut 0, &mut out).unwrap();
+        let out = decode(&buf, HEADER, 4, (3, usize::MAX));
         assert_eq!(
             out.iter().map(|r| r.offset).collect::<Vec<_>>(),
             vec![4, 5, 6]
         );
-        let mut out = Vec::new();
-        decode_body(&body, 0, 100, 0, &mut 0, &mut out).unwrap();
+        assert_eq!(out[0].payload, "payload-4");
+        assert_eq!(out[1].key, None);
+        let out = decode(&buf, HEADER, 0, (100, 0));
         assert_eq!(
             out.len(),
             1,

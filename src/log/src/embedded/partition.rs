@@ -13,14 +13,15 @@ use std::sync::OnceLock;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-use super::frame;
+use super::frame::{self, ReadBudget, Sink};
 use super::meta::sync_dir;
-use super::segment::{self, read_segment, segment_path, ReadBudget, Segment, SegmentView};
+use super::read::{read_segment, BatchSink, RecordSink, SegmentView};
+use super::segment::{self, segment_path, Segment};
 use super::{Durability, EmbeddedOptions};
 use crate::error::IoContext;
 use crate::metrics::LogMetrics;
 use crate::watch::Watch;
-use crate::{LogError, NewRecord, OffsetRange, PartitionInfo, Record, Result};
+use crate::{LogError, NewRecord, OffsetRange, PartitionInfo, Record, RecordBatch, Result};
 
 /// One partition's files and state.
 pub(crate) struct Partition {
@@ -279,7 +280,8 @@ impl Partition {
         }
     }
 
-    /// Reads from `from_offset`; see [`crate::Log::read`].
+    /// Reads from `from_offset`; see [`crate::Log::read`]. The records of as many
+    /// segments as the limits allow.
     pub(crate) fn read(
         &self,
         from_offset: u64,
@@ -287,14 +289,50 @@ impl Partition {
         max_bytes: usize,
     ) -> Result<Vec<Record>> {
         let mut budget = ReadBudget::new(max_records, max_bytes);
-        let mut offset = from_offset;
-        let mut first = true;
-        while budget.out.len() < max_records {
-            let view = {
-                let segments = self.read_segments();
-                let start = segments.first().map_or(0, |s| s.base);
-                let end = segments.last().map_or(0, |s| s.end);
-                if first && (offset < start || offset > end) {
+        let mut sink = RecordSink::default();
+        self.read_into(from_offset, &mut budget, true, &mut sink)?;
+        loop {
+            let taken = sink.out.len();
+            if taken == 0 || budget.spent {
+                return Ok(sink.out);
+            }
+            self.read_into(from_offset + taken as u64, &mut budget, false, &mut sink)?;
+            if sink.out.len() == taken {
+                return Ok(sink.out);
+            }
+        }
+    }
+
+    /// Reads from `from_offset` up to the end of the segment holding it; see
+    /// [`crate::Log::read_batch`].
+    pub(crate) fn read_batch(
+        &self,
+        from_offset: u64,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<RecordBatch> {
+        let mut budget = ReadBudget::new(max_records, max_bytes);
+        let mut sink = BatchSink::new();
+        self.read_into(from_offset, &mut budget, true, &mut sink)?;
+        Ok(sink.finish(from_offset))
+    }
+
+    /// Reads records from `offset` within the segment holding it into `sink`, as far as
+    /// `budget` allows. The `first` call of a read checks that `offset` is in range;
+    /// later ones find nothing beyond the end.
+    fn read_into(
+        &self,
+        offset: u64,
+        budget: &mut ReadBudget,
+        first: bool,
+        sink: &mut impl Sink,
+    ) -> Result<()> {
+        let view = {
+            let segments = self.read_segments();
+            let start = segments.first().map_or(0, |s| s.base);
+            let end = segments.last().map_or(0, |s| s.end);
+            if first {
+                if offset < start || offset > end {
                     return Err(LogError::OffsetOutOfRange {
                         topic: self.topic.clone(),
                         partition: self.id,
@@ -303,40 +341,30 @@ impl Partition {
                         end,
                     });
                 }
-                if first {
-                    budget.available = end - offset;
-                }
-                first = false;
-                if offset >= end {
-                    break;
-                }
-                let i = segments.partition_point(|s| s.end <= offset);
-                let seg = &segments[i];
-                let sealed = i + 1 < segments.len();
-                SegmentView {
-                    path: seg.path.clone(),
-                    file: seg.file.clone(),
-                    cache: seg.cache.clone(),
-                    // A sealed segment is mapped as it is; the writer's active one with
-                    // room to grow, so that it is mapped once rather than per append.
-                    map_reserve: match (sealed, self.read_only) {
-                        (true, _) => Some(seg.len),
-                        (false, false) => Some(seg.len.max(self.opts.segment_bytes)),
-                        (false, true) => None,
-                    },
-                    start_pos: seg.seek(offset),
-                    len: seg.len,
-                    end: seg.end,
-                }
-            };
-            let done = read_segment(&view, offset, self.opts.max_frame_bytes, &mut budget)?;
-            if !done {
-                break;
+                budget.available = end - offset;
             }
-            // The segment is exhausted: go on with the next one.
-            offset = view.end;
-        }
-        Ok(budget.out)
+            if offset >= end || budget.spent {
+                return Ok(());
+            }
+            let i = segments.partition_point(|s| s.end <= offset);
+            let seg = &segments[i];
+            let sealed = i + 1 < segments.len();
+            SegmentView {
+                path: seg.path.clone(),
+                file: seg.file.clone(),
+                cache: seg.cache.clone(),
+                // A sealed segment is mapped as it is; the writer's active one with room
+                // to grow, so that it is mapped once rather than per append.
+                map_reserve: match (sealed, self.read_only) {
+                    (true, _) => Some(seg.len),
+                    (false, false) => Some(seg.len.max(self.opts.segment_bytes)),
+                    (false, true) => None,
+                },
+                start_pos: seg.seek(offset),
+                len: seg.len,
+            }
+        };
+        read_segment(&view, offset, self.opts.max_frame_bytes, budget, sink)
     }
 
     /// For a read-only log: picks up frames and segments another process appended since
