@@ -357,7 +357,7 @@ pub fn render_source<'s>(
                         continue;
                     }
                 }
-                let records = match log.read(
+                let records = match log.read_batch(
                     &topic,
                     reader.partition,
                     reader.next_offset,
@@ -409,14 +409,14 @@ pub fn render_source<'s>(
                     bytes: 0,
                     decode_errors: 0,
                     late: 0,
-                    max_append_ms: records.last().map_or(0, |r| r.timestamp_ms),
+                    max_append_ms: records.last_timestamp_ms().unwrap_or(0),
                     watermark_ms: None,
                     read_failure: None,
                 };
                 for record in &records {
                     progress.records += 1;
                     progress.bytes += record.payload.len() as u64;
-                    match decoder.decode(&record.payload) {
+                    match decoder.decode(record.payload) {
                         Ok(row) => {
                             let admitted = match event_time.map(|c| &row[c]) {
                                 Some(kappa_sql::Value::Timestamp(ts)) => reader.lateness.admit(*ts),
@@ -446,7 +446,7 @@ pub fn render_source<'s>(
                         }
                     }
                 }
-                reader.next_offset = records.last().map_or(reader.next_offset, |r| r.offset + 1);
+                reader.next_offset = records.next_offset();
                 progress.next_offset = reader.next_offset;
                 progress.watermark_ms = reader.lateness.watermark();
                 progress_session.give((progress, time, 1));
