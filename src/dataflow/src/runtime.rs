@@ -21,7 +21,7 @@ use timely::WorkerConfig;
 use crate::error::RuntimeError;
 use crate::install::install;
 use crate::introspect;
-use crate::source::{now_ms, SourceConfig, SourceControl};
+use crate::source::{now_ms, retry_backoff, SourceConfig, SourceControl};
 use crate::store::{changelog_record, ChangeBatch, ViewStore};
 
 /// How to run a pipeline.
@@ -181,6 +181,33 @@ pub fn start(
 
 /// Starts the thread appending applied changes to changelog topics and errors to
 /// the dead-letter topic.
+/// Appends `records` to partition 0 of `topic`, retrying with backoff for as long
+/// as the log is unreachable: changelogs and dead letters wait for the log rather
+/// than being dropped (batches queue up in the store's changelog channel meanwhile).
+/// An error after which the records may have been written is not retried (it could
+/// duplicate changes), nor is any other error.
+fn append_retrying(log: &dyn Log, topic: &str, records: &[NewRecord]) -> Result<(), LogError> {
+    let mut failures = 0u32;
+    loop {
+        match log.append(topic, 0, records) {
+            Ok(_) => {
+                if failures > 0 {
+                    tracing::info!(%topic, failures, "changelog append recovered");
+                }
+                return Ok(());
+            }
+            Err(error) if error.is_transient() && !error.may_have_been_written() => {
+                failures += 1;
+                if failures == 1 {
+                    tracing::warn!(%topic, %error, "changelog append failed; retrying with backoff");
+                }
+                std::thread::sleep(retry_backoff(failures));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
 fn spawn_output_writer(
     plan: &Plan,
     log: Arc<dyn Log>,
@@ -227,7 +254,7 @@ fn spawn_output_writer(
                 }
                 for (topic, records) in view_topics.iter().zip(per_view) {
                     if !records.is_empty() {
-                        log.append(topic, 0, &records)?;
+                        append_retrying(log.as_ref(), topic, &records)?;
                     }
                 }
                 if !batch.errors.is_empty() {
@@ -243,7 +270,7 @@ fn spawn_output_writer(
                             )
                         })
                         .collect();
-                    log.append(&dead_letters, 0, &records)?;
+                    append_retrying(log.as_ref(), &dead_letters, &records)?;
                 }
             }
             Ok(())
