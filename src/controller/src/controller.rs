@@ -106,10 +106,31 @@ struct MainSinks {
     sinks: BTreeMap<String, TopicSink>,
 }
 
+/// A version that could not be started because its log was unreachable (after a
+/// restart, say, with the Fluvio cluster down): it keeps its state and is retried
+/// with backoff on every tick, instead of being marked failed.
+struct Waiting {
+    plan: Arc<Plan>,
+    /// The last failure.
+    error: String,
+    /// Attempts that failed in a row.
+    failures: u32,
+    retry_at: Instant,
+    /// When the first attempt failed (ms since the epoch).
+    since_ms: u64,
+}
+
+/// How long to wait before starting a waiting version again after `failures`
+/// failed attempts: 1 s, doubling, at most 30 s.
+fn start_backoff(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.saturating_sub(1).min(5)).min(Duration::from_secs(30))
+}
+
 #[derive(Default)]
 struct Inner {
     catalog: Catalog,
     running: BTreeMap<VersionId, Running>,
+    waiting: BTreeMap<VersionId, Waiting>,
     main: BTreeMap<String, MainSinks>,
 }
 
@@ -214,36 +235,17 @@ impl Controller {
                     pipeline: pipeline.clone(),
                     version: record.version,
                 };
-                let started = kappa_sql::compile_str(&record.file, &record.sql)
-                    .map_err(|d| ControllerError::Compile(d.to_string()))
-                    .and_then(|plan| {
-                        self.check_topics(&plan)?;
-                        self.start_version(
-                            &mut inner,
-                            &id,
-                            Arc::new(plan),
-                            active != Some(id.version),
-                        )
-                    });
-                let entry = inner
-                    .catalog
-                    .pipelines
-                    .get_mut(&pipeline)
-                    .and_then(|p| p.versions.get_mut(&id.version))
-                    .expect("restoring a catalog version");
-                match started {
-                    Ok(()) if entry.state == VersionState::CaughtUp => transition(
-                        entry,
-                        VersionState::Replaying,
-                        "restarted: rebuilding state",
-                    ),
-                    Ok(()) => {}
-                    Err(error) => transition(
-                        entry,
-                        VersionState::Failed,
-                        &format!("restart failed: {error}"),
-                    ),
-                }
+                let plan = match kappa_sql::compile_str(&record.file, &record.sql) {
+                    Ok(plan) => Arc::new(plan),
+                    Err(diagnostic) => {
+                        let entry = Self::record_mut(&mut inner, &id)?;
+                        let reason = format!("restart failed: {diagnostic}");
+                        transition(entry, VersionState::Failed, &reason);
+                        continue;
+                    }
+                };
+                let throttled = active != Some(id.version);
+                self.start_restored(&mut inner, &id, plan, throttled, None)?;
             }
             if let Some(active) = active {
                 let _ = self.registry.activate(&pipeline, active);
@@ -254,11 +256,93 @@ impl Controller {
 
     fn check_topics(&self, plan: &Plan) -> Result<(), ControllerError> {
         for source in &plan.sources {
-            if self.log.partition_count(&source.topic).is_err() {
-                return Err(ControllerError::MissingTopic {
-                    source_name: source.name.clone(),
-                    topic: source.topic.clone(),
-                });
+            match self.log.partition_count(&source.topic) {
+                Ok(_) => {}
+                Err(error) if error.is_transient() => return Err(error.into()),
+                Err(_) => {
+                    return Err(ControllerError::MissingTopic {
+                        source_name: source.name.clone(),
+                        topic: source.topic.clone(),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts a version found running in the catalog (at a restart, or a retry of one
+    /// whose log was unreachable). A transient log error leaves it waiting for
+    /// the next attempt; any other error fails it.
+    fn start_restored(
+        &self,
+        inner: &mut Inner,
+        id: &VersionId,
+        plan: Arc<Plan>,
+        throttled: bool,
+        earlier: Option<Waiting>,
+    ) -> Result<(), ControllerError> {
+        let started = self
+            .check_topics(&plan)
+            .and_then(|()| self.start_version(inner, id, plan.clone(), throttled));
+        let entry = Self::record_mut(inner, id)?;
+        match started {
+            Ok(()) => {
+                if entry.state == VersionState::CaughtUp {
+                    transition(
+                        entry,
+                        VersionState::Replaying,
+                        "restarted: rebuilding state",
+                    );
+                }
+                if let Some(earlier) = earlier {
+                    tracing::info!(%id, failures = earlier.failures, "version started: its log is reachable again");
+                }
+            }
+            Err(error) if error.is_transient() => {
+                let failures = earlier.as_ref().map_or(0, |w| w.failures) + 1;
+                if failures == 1 {
+                    tracing::warn!(%id, %error, "cannot start version: log unreachable; retrying with backoff");
+                }
+                inner.waiting.insert(
+                    id.clone(),
+                    Waiting {
+                        plan,
+                        error: error.to_string(),
+                        failures,
+                        retry_at: Instant::now() + start_backoff(failures),
+                        since_ms: earlier
+                            .map_or_else(kappa_dataflow::source::now_ms, |w| w.since_ms),
+                    },
+                );
+            }
+            Err(error) => transition(
+                entry,
+                VersionState::Failed,
+                &format!("restart failed: {error}"),
+            ),
+        }
+        Ok(())
+    }
+
+    /// Tries again to start the versions waiting for their log, when due.
+    fn retry_waiting(&self, inner: &mut Inner) -> Result<(), ControllerError> {
+        let now = Instant::now();
+        let due: Vec<VersionId> = inner
+            .waiting
+            .iter()
+            .filter(|(_, w)| w.retry_at <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            let waiting = inner.waiting.remove(&id).expect("a due waiting version");
+            let active = inner.catalog.pipelines[&id.pipeline].active;
+            let plan = waiting.plan.clone();
+            self.start_restored(inner, &id, plan, active != Some(id.version), Some(waiting))?;
+            if inner.running.contains_key(&id) {
+                if active == Some(id.version) {
+                    let _ = self.registry.activate(&id.pipeline, id.version);
+                }
+                self.save(inner)?;
             }
         }
         Ok(())
@@ -378,6 +462,7 @@ impl Controller {
         let mut promote = Vec::new();
         {
             let mut inner = self.lock();
+            self.retry_waiting(&mut inner)?;
             let ids: Vec<VersionId> = inner.running.keys().cloned().collect();
             for id in ids {
                 let caught_up_now = match self.observe(&mut inner, &id) {
@@ -905,6 +990,7 @@ impl Controller {
         transition(record, VersionState::Retired, reason);
         self.save(&inner)?;
         inner.running.remove(id);
+        inner.waiting.remove(id);
         self.engine.retire(id);
         self.registry.remove(&id.pipeline, id.version);
         Ok(())
@@ -979,6 +1065,9 @@ impl Controller {
                     .map(|record| {
                         let id = VersionId { pipeline: name.clone(), version: record.version };
                         let progress = inner.running.get(&id).map(|r| self.progress(r));
+                        let waiting = inner.waiting.get(&id).map(|w| json!({
+                            "error": w.error, "failures": w.failures, "since_ms": w.since_ms,
+                        }));
                         json!({
                             "version": record.version,
                             "state": record.state,
@@ -987,6 +1076,7 @@ impl Controller {
                             "content_hash": record.content_hash,
                             "transitions": record.transitions,
                             "progress": progress,
+                            "waiting_for_log": waiting,
                         })
                     })
                     .collect();

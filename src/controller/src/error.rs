@@ -55,3 +55,11 @@ pub enum ControllerError {
     #[error(transparent)]
     Runtime(#[from] kappa_dataflow::error::RuntimeError),
 }
+
+impl ControllerError {
+    /// Whether the failure is the log's being unreachable for now, so that trying
+    /// the same operation later is right.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ControllerError::Log(error) if error.is_transient())
+    }
+}

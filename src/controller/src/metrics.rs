@@ -4,7 +4,8 @@
 //!
 //! Per version (`pipeline`, `version`): its state (one gauge per state, 1 for the
 //! current one), replay progress ratio, records behind, replay rate, estimated time
-//! to catch up and whether it is caught up. A retired version's per-version series
+//! to catch up, whether it is caught up and whether it waits for an unreachable log
+//! to start. A retired version's per-version series
 //! disappear (it only counts in `kappa_versions{state="retired"}`). Controller-wide:
 //! promotions, rollbacks, gate refusals and the last promotion's diff size.
 
@@ -70,6 +71,13 @@ pub const CAUGHT_UP: MetricSpec = MetricSpec {
     labels: VERSION,
     help: "1 once the version's views reflect the log up to a recent instant.",
 };
+/// Waiting for the log.
+pub const WAITING_FOR_LOG: MetricSpec = MetricSpec {
+    name: "kappa_version_waiting_for_log",
+    kind: Kind::Gauge,
+    labels: VERSION,
+    help: "1 while the version cannot be started because its log is unreachable (retried with backoff), 0 otherwise.",
+};
 /// Active version number.
 pub const ACTIVE_VERSION: MetricSpec = MetricSpec {
     name: "kappa_pipeline_active_version",
@@ -115,6 +123,7 @@ pub const CATALOG: &[MetricSpec] = &[
     REPLAY_RATE,
     ETA,
     CAUGHT_UP,
+    WAITING_FOR_LOG,
     ACTIVE_VERSION,
     PROMOTIONS,
     ROLLBACKS,
@@ -214,6 +223,8 @@ impl ControllerCollector {
         }
         let caught_up = version["caught_up"].as_bool().unwrap_or(false);
         self.gauge(&CAUGHT_UP, &labels, f64::from(u8::from(caught_up)));
+        let waiting = !version["waiting_for_log"].is_null();
+        self.gauge(&WAITING_FOR_LOG, &labels, f64::from(u8::from(waiting)));
         let progress = &version["progress"];
         if progress.is_null() {
             return;
