@@ -90,6 +90,10 @@ impl Catalog {
         let bytes = serde_json::to_vec_pretty(self).map_err(|e| catalog_error(path, e))?;
         let tmp = path.with_extension("json.tmp");
         let write = || -> std::io::Result<()> {
+            // With a remote log (Fluvio) nothing else creates the data directory.
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
             let mut file = File::create(&tmp)?;
             file.write_all(&bytes)?;
             file.sync_all()?;
@@ -141,5 +145,14 @@ mod tests {
         assert_eq!(Catalog::load(&path).unwrap(), catalog);
         assert!(!path.with_extension("json.tmp").exists());
         assert_eq!(catalog.pipelines["p"].next_version(), 2);
+    }
+
+    #[test]
+    fn saving_creates_a_missing_data_directory() {
+        // With a Fluvio log the data directory holds only the catalog.
+        let dir = tempfile::tempdir().unwrap();
+        let path = catalog_path(&dir.path().join("not-yet"));
+        Catalog::default().save(&path).unwrap();
+        assert_eq!(Catalog::load(&path).unwrap(), Catalog::default());
     }
 }

@@ -268,6 +268,21 @@ impl Engine {
     }
 }
 
+impl Drop for Engine {
+    /// An engine dropped without [`Engine::shutdown`] — a caller returning early on
+    /// an error — stops its workers instead of waiting for them forever (dropping
+    /// the worker guards joins the threads).
+    fn drop(&mut self) {
+        let running = self
+            .workers
+            .get_mut()
+            .map_or(false, |workers| workers.is_some());
+        if running {
+            self.send(Command::Shutdown);
+        }
+    }
+}
+
 /// Tells every version's sources how far the live (unthrottled) versions on this
 /// worker lag wall-clock time, so that replaying ones pace themselves (see
 /// [`crate::pacer`]). Logical times are wall-clock milliseconds: a frontier's

@@ -70,6 +70,22 @@ pub(crate) fn classify(endpoint: &str, op: Op<'_>, err: &anyhow::Error) -> LogEr
         if cause.downcast_ref::<std::io::Error>().is_some() {
             return unreachable(endpoint, err);
         }
+        // No answer in time (the partition's leader is down or hung; the SC may still
+        // answer): transient, except for an append, which may have been stored.
+        if cause
+            .downcast_ref::<tokio::time::error::Elapsed>()
+            .is_some()
+        {
+            return match op {
+                Op::Read(topic, partition) => LogError::PartitionOffline {
+                    topic: topic.to_string(),
+                    partition,
+                    reason: "no answer from the partition's leader in time".into(),
+                },
+                Op::Append(..) => backend(op, err),
+                Op::Connect | Op::Admin(_) => unreachable(endpoint, err),
+            };
+        }
     }
     backend(op, err)
 }
@@ -158,6 +174,28 @@ fn backend(op: Op<'_>, err: &anyhow::Error) -> LogError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn timeouts_are_transient_except_for_appends() {
+        let elapsed = tokio::time::timeout(
+            std::time::Duration::from_millis(1),
+            std::future::pending::<()>(),
+        )
+        .await
+        .unwrap_err();
+        let err = anyhow::Error::new(elapsed);
+        let read = classify("h:1", Op::Read("t", 2), &err);
+        assert!(
+            matches!(read, LogError::PartitionOffline { partition: 2, .. }),
+            "{read:?}"
+        );
+        assert!(classify("h:1", Op::Admin("t"), &err).is_transient());
+        let append = classify("h:1", Op::Append("t", 0), &err);
+        assert!(
+            !append.is_transient() && append.may_have_been_written(),
+            "{append:?}"
+        );
+    }
 
     #[test]
     fn typed_cases() {
