@@ -276,7 +276,7 @@ impl Drop for Engine {
         let running = self
             .workers
             .get_mut()
-            .map_or(false, |workers| workers.is_some());
+            .is_ok_and(|workers| workers.is_some());
         if running {
             self.send(Command::Shutdown);
         }
