@@ -277,6 +277,8 @@ fn check_read_batch(caps: &Caps, log: &dyn Log, topic: &str, all: &[NewRecord]) 
     assert_same(caps, &got, all, 0);
     let got = read_batch_exactly(log, topic, 1, 7, all.len() - 7, (3, 1 << 20), t);
     assert_same(caps, &got, &all[7..], 7);
+    // As for `read`: a remote backend may have to fetch the records again first.
+    assert!(log.wait_for(topic, 1, 0, t).unwrap());
     let one = log.read_batch(topic, 1, 0, 10, 1).unwrap();
     assert_eq!(
         (one.len(), one.first_offset(), one.next_offset()),
