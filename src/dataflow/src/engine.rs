@@ -125,7 +125,7 @@ impl Engine {
                                         .get(&id)
                                         .cloned();
                                     if let Some(store) = store {
-                                        observed.borrow_mut().insert(version.dataflow, store);
+                                        introspect::observe(&observed, &version, store);
                                     }
                                     installed.insert(id, version);
                                 }

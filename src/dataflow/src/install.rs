@@ -7,6 +7,7 @@
 //! applies everything before the frontier to the store in one step.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -42,6 +43,8 @@ pub(crate) struct Installed {
     pub(crate) dataflow: usize,
     /// How its sources are steered (hold at offsets, replay throttling).
     pub(crate) control: Rc<SourceControl>,
+    /// Bytes per update of its named arrangements, for size metrics.
+    pub(crate) update_bytes: BTreeMap<String, usize>,
 }
 
 /// Renders `plan` as a new dataflow on `worker`.
@@ -55,7 +58,7 @@ pub(crate) fn install(
     let probe = ProbeHandle::<Time>::new();
     let pending = Rc::new(RefCell::new(Pending::default()));
     let dataflow = worker.next_dataflow_index();
-    worker.dataflow_named::<Time, _, _>(&plan.name, |scope| {
+    let update_bytes = worker.dataflow_named::<Time, _, _>(&plan.name, |scope| {
         let rendered = render_plan(scope, plan, log, source_config, &probe, control.clone())
             .map_err(|e| e.to_string())?;
         for (view, rows) in rendered.views.into_iter().enumerate() {
@@ -77,13 +80,14 @@ pub(crate) fn install(
             sink.borrow_mut().progress.extend(progress)
         })
         .probe_with(&probe);
-        Ok::<_, String>(())
+        Ok::<_, String>(rendered.update_bytes)
     })?;
     Ok(Installed {
         probe,
         pending,
         dataflow,
         control,
+        update_bytes,
     })
 }
 

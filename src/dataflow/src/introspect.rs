@@ -20,6 +20,7 @@ use differential_dataflow::logging::{DifferentialEvent, DifferentialEventBuilder
 use timely::logging::{StartStop, TimelyEvent, TimelyEventBuilder};
 use timely::worker::Worker;
 
+use crate::install::Installed;
 use crate::store::ViewStore;
 
 /// The dataflows of a worker whose activity is recorded, by dataflow index.
@@ -31,6 +32,16 @@ struct Operator {
     name: String,
     /// Whether it is the dataflow itself (its address has one element).
     is_dataflow: bool,
+}
+
+/// Starts recording the activity of `installed` into `store`.
+pub(crate) fn observe(observed: &Observed, installed: &Installed, store: Arc<ViewStore>) {
+    store.update_activity(|a| {
+        let sizes = installed.update_bytes.iter();
+        a.update_bytes
+            .extend(sizes.map(|(name, bytes)| (name.clone(), *bytes)));
+    });
+    observed.borrow_mut().insert(installed.dataflow, store);
 }
 
 /// Registers the log handlers on `worker`; record a dataflow's activity by adding

@@ -138,6 +138,13 @@ pub const ARRANGEMENT_RECORDS: MetricSpec = MetricSpec {
     labels: &["pipeline", "version", "arrangement"],
     help: "Updates held by an arrangement of the version's dataflow (shared and per view), summed over this process's workers, from differential's batch, merge and drop events.",
 };
+/// Bytes held by each arrangement.
+pub const ARRANGEMENT_BYTES: MetricSpec = MetricSpec {
+    name: "kappa_dataflow_arrangement_bytes",
+    kind: Kind::Gauge,
+    labels: &["pipeline", "version", "arrangement"],
+    help: "Estimated bytes held by an arrangement of the version's dataflow, summed over this process's workers: its updates times the inline size of one update (key, value, time, diff); heap data of long keys and rows is not included.",
+};
 /// Operator activity.
 pub const BUSY_SECONDS: MetricSpec = MetricSpec {
     name: "kappa_dataflow_busy_seconds_total",
@@ -185,6 +192,7 @@ pub const CATALOG: &[MetricSpec] = &[
     VIEW_BYTES,
     SUBSCRIBERS,
     ARRANGEMENT_RECORDS,
+    ARRANGEMENT_BYTES,
     BUSY_SECONDS,
     APPLY_SECONDS,
     FRESHNESS_SECONDS,
@@ -360,6 +368,10 @@ impl DataflowMetrics {
                 for (arrangement, records) in activity.records_by_arrangement() {
                     let labels = [v[0], v[1], arrangement.as_str()];
                     scraped.gauge(&ARRANGEMENT_RECORDS, &labels, records as f64);
+                }
+                for (arrangement, bytes) in activity.bytes_by_arrangement() {
+                    let labels = [v[0], v[1], arrangement.as_str()];
+                    scraped.gauge(&ARRANGEMENT_BYTES, &labels, bytes as f64);
                 }
                 for view in &s.views {
                     let labels = [v[0], v[1], view.name.as_str()];

@@ -14,11 +14,13 @@ mod reduce;
 mod scalar;
 mod topk;
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
-use differential_dataflow::trace::implementations::ValSpine;
+use differential_dataflow::trace::implementations::{KeySpine, ValSpine};
 use differential_dataflow::VecCollection;
 use kappa_log::Log;
 use kappa_sql::plan::{Node, Plan};
@@ -45,6 +47,34 @@ struct Rendered<'s> {
     arranged: Option<ArrangedRows<'s>>,
 }
 
+/// The size of one update in each arrangement the renderer names: its key, value,
+/// time and diff as laid out in a batch (heap data of long keys, rows and vectors
+/// not included). Metrics multiply it by the updates an arrangement holds.
+#[derive(Clone, Default)]
+pub(crate) struct UpdateSizes(Rc<RefCell<BTreeMap<String, usize>>>);
+
+impl UpdateSizes {
+    /// Notes the update size of the arrangement `name`, of keys `K`, values `V`, diffs `R`.
+    fn note<K, V, R>(&self, name: &str) {
+        let bytes = std::mem::size_of::<(K, V, Time, R)>();
+        self.0.borrow_mut().insert(name.to_string(), bytes);
+    }
+
+    /// `collection` arranged by itself under `name`, its update size noted.
+    pub(crate) fn arrange_by_self<'s, K, R>(
+        &self,
+        collection: VecCollection<'s, Time, K, R>,
+        name: &str,
+    ) -> Arranged<'s, TraceAgent<KeySpine<K, Time, R>>>
+    where
+        K: differential_dataflow::ExchangeData + differential_dataflow::Hashable,
+        R: differential_dataflow::ExchangeData + differential_dataflow::difference::Semigroup,
+    {
+        self.note::<K, (), R>(name);
+        collection.arrange_by_self_named(name)
+    }
+}
+
 /// The outputs of a rendered plan on one worker.
 pub struct RenderedPlan<'s> {
     /// Each view's rows, in plan order.
@@ -53,6 +83,8 @@ pub struct RenderedPlan<'s> {
     pub errors: Errors<'s>,
     /// Source progress.
     pub progress: Stream<'s, Time, Vec<(SourceProgress, Time, Diff)>>,
+    /// Bytes per update of the arrangements it named.
+    pub update_bytes: BTreeMap<String, usize>,
 }
 
 /// Renders every node of `plan` and returns the views' collections.
@@ -65,6 +97,7 @@ pub fn render_plan<'s>(
     control: Rc<SourceControl>,
 ) -> Result<RenderedPlan<'s>, kappa_log::LogError> {
     let mut rendered: Vec<Rendered<'s>> = Vec::with_capacity(plan.nodes.len());
+    let sizes = UpdateSizes::default();
     let mut errors: Vec<Errors<'s>> = Vec::new();
     let mut progress = Vec::new();
     let mut sources = Vec::new();
@@ -119,10 +152,12 @@ pub fn render_plan<'s>(
             Node::Arrange { input: i, key } => {
                 let rows = input(*i);
                 let key = key.clone();
+                let name = format!("Arrange %{id}");
+                sizes.note::<Row, Row, Diff>(&name);
                 let arranged = rows
                     .clone()
                     .map(move |row| (project(&row, &key), row))
-                    .arrange_by_key_named(&format!("Arrange %{id}"));
+                    .arrange_by_key_named(&name);
                 Rendered {
                     rows,
                     arranged: Some(arranged),
@@ -146,6 +181,7 @@ pub fn render_plan<'s>(
             } => {
                 let (rows, errs) = reduce::reduce(
                     scope,
+                    &sizes,
                     input(*i),
                     id,
                     &plan.nodes[*i].columns,
@@ -191,6 +227,7 @@ pub fn render_plan<'s>(
         views,
         errors: scope.concatenate(errors),
         progress: scope.concatenate(progress),
+        update_bytes: sizes.0.take(),
     })
 }
 

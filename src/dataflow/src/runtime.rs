@@ -149,9 +149,7 @@ pub fn start(
         let observed = introspect::attach(worker);
         let control = Rc::new(SourceControl::default());
         let installed = install(worker, &plan, log.clone(), &source_config, control)?;
-        observed
-            .borrow_mut()
-            .insert(installed.dataflow, worker_store.clone());
+        introspect::observe(&observed, &installed, worker_store.clone());
         loop {
             if worker_shutdown.load(Ordering::SeqCst) {
                 // A following source never completes, and timely keeps stepping a

@@ -197,6 +197,9 @@ pub struct Activity {
     pub arrangements: BTreeMap<(usize, usize), (String, i64)>,
     /// Time the workers spent running the dataflow's operators.
     pub busy: std::time::Duration,
+    /// Bytes one update takes in each arrangement the renderer named (see
+    /// [`Activity::bytes_by_arrangement`]).
+    pub update_bytes: BTreeMap<String, usize>,
 }
 
 impl Activity {
@@ -207,6 +210,20 @@ impl Activity {
         let mut sums = BTreeMap::new();
         for ((_, operator), (name, records)) in &self.arrangements {
             *sums.entry(format!("{name} #{operator}")).or_insert(0) += records;
+        }
+        sums
+    }
+
+    /// Estimated bytes held per arrangement, named as in
+    /// [`Activity::records_by_arrangement`]: its updates times the size of one update
+    /// laid out in a batch (key, value, time, diff; heap data of long keys, rows and
+    /// vectors not included). Only arrangements whose update size is known.
+    pub fn bytes_by_arrangement(&self) -> BTreeMap<String, i64> {
+        let mut sums = BTreeMap::new();
+        for ((_, operator), (name, records)) in &self.arrangements {
+            if let Some(bytes) = self.update_bytes.get(name) {
+                *sums.entry(format!("{name} #{operator}")).or_insert(0) += records * *bytes as i64;
+            }
         }
         sums
     }

@@ -101,6 +101,27 @@ fn source_series_follow_the_log_and_vanish_on_retire() {
         held >= 52.0,
         "the arrangements hold at least the 52 counted words:\n{text}"
     );
+    // Bytes: the count's arrangement, at its updates times the size of one update.
+    let mut sized = 0;
+    for line in text.lines().filter(|l| {
+        l.starts_with("kappa_dataflow_arrangement_bytes{") && l.contains(r#"version="1""#)
+    }) {
+        let (series, bytes) = line.rsplit_once(' ').unwrap();
+        let bytes: f64 = bytes.parse().unwrap();
+        let records_series = series.replace("_bytes{", "_records{");
+        let records = value(&text, &records_series).expect("records beside bytes");
+        assert!(
+            records > 0.0 && bytes >= 32.0 * records,
+            "{line} vs {records}"
+        );
+        assert_eq!(
+            bytes % records,
+            0.0,
+            "{line}: a whole number of bytes per update"
+        );
+        sized += 1;
+    }
+    assert!(sized >= 1, "the count's arrangement has a size:\n{text}");
 
     // More records raise the counters; lag is computed against the log end.
     log.append("lines", 0, &[NewRecord::new(r#"{"line":"c"}"#, 1)])

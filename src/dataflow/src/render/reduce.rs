@@ -31,7 +31,7 @@ use timely::dataflow::Scope;
 
 use super::keyed::{self, KeyPlan};
 use super::packed::PackedRow;
-use super::{Errors, Rows};
+use super::{Errors, Rows, UpdateSizes};
 use crate::{Diff, Time};
 
 /// A vector of accumulators used as a differential diff: the row count, then per
@@ -107,8 +107,10 @@ fn empty_value(func: AggFunc) -> Value {
 /// Renders a `Reduce` node. Each row is first turned into its packed key and its
 /// aggregates' arguments, so an argument that fails to evaluate drops its row into
 /// the error stream, as a projection would.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn reduce<'s>(
     scope: Scope<'s, Time>,
+    sizes: &UpdateSizes,
     rows: Rows<'s>,
     node: usize,
     input_columns: &[Column],
@@ -200,7 +202,9 @@ pub(super) fn reduce<'s>(
     let mut parts: Vec<Part<'s>> = Vec::new();
     let (counted, projected, errors): (Option<Rows<'s>>, _, _) = if counts_only {
         let keyed = keyed::keyed(rows, node, plan, |_| 1 as Diff);
-        let counted = keyed.sums.count_total();
+        let counted = sizes
+            .arrange_by_self(keyed.sums, &format!("Count %{node}"))
+            .count_total();
         let counted = if single_part {
             Some(counted.map(move |(key, n): (PackedRow, Diff)| {
                 let mut row = key.unpack();
@@ -241,7 +245,9 @@ pub(super) fn reduce<'s>(
             .filter(|(slot, _)| distinct[*slot]);
         for (pairs, (slot, (_, func, ty))) in keyed.distinct.into_iter().zip(distinct_specs) {
             let slots = specs.len();
-            inputs.push(pairs.distinct_total().explode(move |pair: PackedRow| {
+            let name = format!("Distinct %{node}.{slot}");
+            let pairs = sizes.arrange_by_self(pairs, &name).distinct_total();
+            inputs.push(pairs.explode(move |pair: PackedRow| {
                 let (key, v) = pair.split_last(width);
                 let mut acc = vec![0i128; 1 + 2 * slots];
                 acc[1 + 2 * slot] = 1;
@@ -251,7 +257,10 @@ pub(super) fn reduce<'s>(
                 Some((key, Accums(acc)))
             }));
         }
-        let counted = differential_dataflow::collection::concatenate(scope, inputs).count_total();
+        let all = differential_dataflow::collection::concatenate(scope, inputs);
+        let counted = sizes
+            .arrange_by_self(all, &format!("Accumulate %{node}"))
+            .count_total();
         let counted = if single_part {
             Some(counted.map(move |(key, acc): (PackedRow, Accums)| {
                 let mut row = key.unpack();
