@@ -122,6 +122,7 @@ where
     let distinct_ports = plan.distinct_args.len();
     builder.build(move |_| {
         let mut pending: Vec<Pending<R>> = Vec::new();
+        let mut args: Row = Row::new();
         move |_frontiers| {
             let mut rows_handle = rows_output.activate();
             let mut errors_handle = errors_output.activate();
@@ -149,17 +150,18 @@ where
                         };
                     }
                     let sums = &mut pending[slot];
-                    let args: Row = if plan.evaluate_args {
-                        match plan.args.iter().map(|e| e.eval(&row)).collect() {
-                            Ok(args) => args,
-                            Err(error) => {
-                                errors.give((scalar::eval_error(node, &error, &row), time, diff));
-                                continue;
-                            }
+                    // One buffer for every row's arguments: no allocation per row.
+                    args.clear();
+                    if plan.evaluate_args {
+                        if let Err(error) = plan
+                            .args
+                            .iter()
+                            .try_for_each(|e| e.eval(&row).map(|v| args.push(v)))
+                        {
+                            errors.give((scalar::eval_error(node, &error, &row), time, diff));
+                            continue;
                         }
-                    } else {
-                        Row::new()
-                    };
+                    }
                     let key = PackedRow::pack(plan.key.iter().map(|c| &row[*c]));
                     for (map, arg) in sums.distinct.iter_mut().zip(&plan.distinct_args) {
                         if !args[*arg].is_null() {
@@ -176,7 +178,7 @@ where
                         }
                     }
                     if plan.rows {
-                        keyed_rows.give(((key, args), time, diff));
+                        keyed_rows.give(((key, args.clone()), time, diff));
                     }
                 }
             });

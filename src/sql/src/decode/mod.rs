@@ -59,8 +59,10 @@ pub struct JsonDecoder {
     strings: StringCache,
 }
 
-/// Slots of the [`StringCache`].
-const CACHE_SLOTS: usize = 4096;
+/// Slots of the [`StringCache`]: enough that a column of tens of thousands of
+/// distinct values (user ids) still hits most of the time; at most ~1 MiB of slots
+/// plus the strings they hold, per source and worker.
+const CACHE_SLOTS: usize = 1 << 16;
 /// Longer strings are not cached: they rarely repeat, and would pin memory.
 const CACHE_MAX_LEN: usize = 64;
 
