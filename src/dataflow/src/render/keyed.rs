@@ -24,10 +24,11 @@ use differential_dataflow::difference::{Multiply, Semigroup};
 use differential_dataflow::{AsCollection, VecCollection};
 use kappa_sql::expr::Expr;
 use kappa_sql::{Row, Value};
+use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
-use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::{Capability, Operator};
 
 use super::packed::PackedRow;
 use super::{scalar, Errors, Rows};
@@ -215,4 +216,59 @@ where
         rows: keyed_rows.as_collection(),
         errors,
     }
+}
+
+/// Maps each update to a packed key and a diff with `f`, and sums the diffs of equal
+/// keys per time within each activation: the pre-aggregation of [`keyed`], for a
+/// stream that is keyed already (the new distinct values of a `DISTINCT` aggregate,
+/// which become per-key counts).
+pub(super) fn sum_by_key<'s, D, R>(
+    collection: VecCollection<'s, Time, D, Diff>,
+    name: &str,
+    mut f: impl FnMut(D) -> (PackedRow, R) + 'static,
+) -> VecCollection<'s, Time, PackedRow, R>
+where
+    D: Clone + 'static,
+    R: Semigroup + Multiply<Diff, Output = R> + Clone + 'static,
+{
+    let summed = collection
+        .inner
+        .unary::<CapacityContainerBuilder<Vec<(PackedRow, Time, R)>>, _, _, _>(
+            Pipeline,
+            name,
+            |_, _| {
+                let mut pending: Vec<(Capability<Time>, PackedMap<R>)> = Vec::new();
+                move |input, output| {
+                    input.for_each(|cap, data| {
+                        for (item, time, diff) in data.drain(..) {
+                            let slot = match pending.iter().position(|(c, _)| *c.time() == time) {
+                                Some(slot) => slot,
+                                None => {
+                                    pending.push((cap.delayed(&time, 0), PackedMap::default()));
+                                    pending.len() - 1
+                                }
+                            };
+                            let (key, add) = f(item);
+                            let add = add.multiply(&diff);
+                            match pending[slot].1.get_mut(&key) {
+                                Some(sum) => sum.plus_equals(&add),
+                                None => {
+                                    pending[slot].1.insert(key, add);
+                                }
+                            }
+                        }
+                    });
+                    for (capability, sums) in pending.drain(..) {
+                        let time = *capability.time();
+                        let mut session = output.session(&capability);
+                        for (key, sum) in sums {
+                            if !sum.is_zero() {
+                                session.give((key, time, sum));
+                            }
+                        }
+                    }
+                }
+            },
+        );
+    summed.as_collection()
 }

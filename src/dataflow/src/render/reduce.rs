@@ -247,14 +247,17 @@ pub(super) fn reduce<'s>(
             let slots = specs.len();
             let name = format!("Distinct %{node}.{slot}");
             let pairs = sizes.arrange_by_self(pairs, &name).distinct_total();
-            inputs.push(pairs.explode(move |pair: PackedRow| {
+            // Each new distinct value adds one to its key's count: summed per key
+            // before the accumulating arrangement, not one update per value.
+            let name = format!("Sum distinct %{node}.{slot}");
+            inputs.push(keyed::sum_by_key(pairs, &name, move |pair: PackedRow| {
                 let (key, v) = pair.split_last(width);
                 let mut acc = vec![0i128; 1 + 2 * slots];
                 acc[1 + 2 * slot] = 1;
                 if func != AggFunc::Count {
                     acc[2 + 2 * slot] = accumulate(func, ty, &v);
                 }
-                Some((key, Accums(acc)))
+                (key, Accums(acc))
             }));
         }
         let all = differential_dataflow::collection::concatenate(scope, inputs);
