@@ -272,3 +272,123 @@ where
         );
     summed.as_collection()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    use differential_dataflow::AsCollection;
+    use timely::dataflow::operators::{Inspect, ToStream};
+
+    use super::*;
+
+    type Sums = BTreeMap<(Row, Time), Diff>;
+
+    /// Runs `keyed` (key: column 0; one DISTINCT aggregate of column 1) over updates
+    /// sent in one message at capability 0 but carrying different times, and returns
+    /// the sums and the distinct pairs it emitted, summed per `(row, time)`.
+    fn run(updates: Vec<(Row, Time, Diff)>) -> (Sums, Sums) {
+        let sums = Arc::new(Mutex::new(Sums::new()));
+        let pairs = Arc::new(Mutex::new(Sums::new()));
+        let (s, p) = (sums.clone(), pairs.clone());
+        timely::execute_directly(move |worker| {
+            worker.dataflow::<Time, _, _>(|scope| {
+                let rows = updates.to_stream(scope).as_collection();
+                let plan = KeyPlan {
+                    key: vec![0],
+                    args: vec![Expr::Column(1)],
+                    evaluate_args: true,
+                    sums: true,
+                    distinct_args: vec![0],
+                    rows: false,
+                };
+                let keyed = keyed(rows, 0, plan, |_| 1 as Diff);
+                let sink = |into: Arc<Mutex<Sums>>| {
+                    move |(key, time, diff): &(PackedRow, Time, Diff)| {
+                        *into
+                            .lock()
+                            .unwrap()
+                            .entry((key.unpack(), *time))
+                            .or_default() += diff;
+                    }
+                };
+                keyed.sums.inner.inspect(sink(s.clone()));
+                let pairs = keyed.distinct.into_iter().next().expect("one DISTINCT");
+                pairs.inner.inspect(sink(p.clone()));
+            });
+        });
+        let take = |m: Arc<Mutex<Sums>>| {
+            let mut m = std::mem::take(&mut *m.lock().unwrap());
+            m.retain(|_, d| *d != 0);
+            m
+        };
+        (take(sums), take(pairs))
+    }
+
+    #[test]
+    fn sums_each_key_at_each_time_of_its_updates() {
+        let row = |k: &str, v: &str| vec![Value::text(k), Value::text(v)];
+        let (sums, pairs) = run(vec![
+            (row("a", "x"), 0, 1),
+            (row("a", "x"), 5, 1),
+            (row("a", "y"), 5, 1),
+            (row("b", "x"), 5, -1),
+            (row("a", "x"), 0, 1),
+            (row("b", "x"), 7, 1),
+            (row("b", "x"), 7, -1),
+        ]);
+        let key = |k: &str| vec![Value::text(k)];
+        assert_eq!(
+            sums,
+            Sums::from([((key("a"), 0), 2), ((key("a"), 5), 2), ((key("b"), 5), -1),])
+        );
+        assert_eq!(
+            pairs,
+            Sums::from([
+                ((row("a", "x"), 0), 2),
+                ((row("a", "x"), 5), 1),
+                ((row("a", "y"), 5), 1),
+                ((row("b", "x"), 5), -1),
+            ])
+        );
+    }
+
+    #[test]
+    fn sum_by_key_sums_per_key_and_time() {
+        let sums = Arc::new(Mutex::new(Sums::new()));
+        let into = sums.clone();
+        let row = |k: &str, v: i64| vec![Value::text(k), Value::Int(v)];
+        let updates = vec![
+            (row("a", 1), 3, 1),
+            (row("a", 2), 3, 1),
+            (row("b", 1), 4, 1),
+            (row("a", 1), 4, -1),
+            (row("b", 2), 4, -1),
+        ];
+        timely::execute_directly(move |worker| {
+            worker.dataflow::<Time, _, _>(|scope| {
+                let rows = updates.to_stream(scope).as_collection();
+                // Each row adds its second column to its key's sum.
+                let summed = sum_by_key(rows, "test", |row: Row| {
+                    let Value::Int(n) = row[1] else {
+                        unreachable!()
+                    };
+                    (PackedRow::pack(&row[..1]), n as Diff)
+                });
+                summed.inner.inspect(move |(key, time, diff)| {
+                    *into
+                        .lock()
+                        .unwrap()
+                        .entry((key.unpack(), *time))
+                        .or_default() += diff;
+                });
+            });
+        });
+        let key = |k: &str| vec![Value::text(k)];
+        assert_eq!(
+            *sums.lock().unwrap(),
+            Sums::from([((key("a"), 3), 3), ((key("b"), 4), -1), ((key("a"), 4), -1)])
+        );
+    }
+}
