@@ -143,6 +143,14 @@ impl ViewContents {
         })
     }
 
+    /// The rows, each repeated by its multiplicity, in no particular order (cheaper
+    /// than [`ViewContents::iter_rows`] when the caller filters or orders them itself).
+    pub fn iter_unordered(&self) -> impl Iterator<Item = &Row> {
+        self.rows
+            .iter()
+            .flat_map(|(row, n)| std::iter::repeat_n(row, *n as usize))
+    }
+
     /// The rows in row order, each repeated by its multiplicity. Sorts: readers pay
     /// for order, so that applying changes need not.
     pub fn iter_rows(&self) -> impl Iterator<Item = &Row> {

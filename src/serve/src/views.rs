@@ -90,11 +90,13 @@ pub async fn query_view(
         let contents = s
             .view(&def.name)
             .expect("the store holds every view of its plan");
+        // Filter first, then order what is left: the view's ORDER BY, ties by the
+        // whole row, so that pages are stable.
         let mut rows: Vec<&Row> = contents
-            .iter_rows()
+            .iter_unordered()
             .filter(|row| filters.iter().all(|(c, v)| &row[*c] == v))
             .collect();
-        rows.sort_by(|a, b| compare_rows(&def.order_by, a, b));
+        rows.sort_by(|a, b| compare_rows(&def.order_by, a, b).then_with(|| a.cmp(b)));
         let total = rows.len();
         let page: Vec<Json_> = rows
             .into_iter()
