@@ -129,6 +129,20 @@ fn default_live_lag_bound() -> Duration {
 /// reads one (small) batch anyway.
 const STARVATION_LIMIT: Duration = Duration::from_millis(50);
 
+/// Batches are stamped with times rounded up to a multiple of this many milliseconds,
+/// the same on every worker: batches that workers read within one quantum share one
+/// logical time, so the operators that act once per time (`count_total`,
+/// `distinct_total`, top-k, arrangement batchers sealing) do that work once for all of
+/// them rather than once per worker's batch. A time may thus lie up to a quantum ahead
+/// of the wall clock; it never delays a batch (frontiers follow capabilities, which
+/// move past a batch's time as soon as it is sent).
+pub const TIME_QUANTUM_MS: u64 = 5;
+
+/// `ms` rounded up to a multiple of [`TIME_QUANTUM_MS`].
+fn aligned_time(ms: u64) -> u64 {
+    ms.div_ceil(TIME_QUANTUM_MS) * TIME_QUANTUM_MS
+}
+
 /// What one batch of one partition did, sent to worker 0 beside the rows.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct SourceProgress {
@@ -313,7 +327,7 @@ pub fn render_source<'s>(
                 return;
             }
             last_read = Instant::now();
-            let time = now_ms().max(*capabilities[0].time());
+            let time = aligned_time(now_ms().max(*capabilities[0].time()));
             // A paced replay batch is shared among the partitions read.
             let paced_records = (pacer.batch_records() / readers.len().max(1)).max(1);
             // Caught up (the last read found less than a full batch), one batch in
@@ -458,7 +472,9 @@ pub fn render_source<'s>(
             if emitted {
                 in_flight.push_back(time);
             }
-            let next = if emitted { time + 1 } else { time };
+            // Nothing more is emitted at `time`, read or not: later batches take a
+            // later aligned time.
+            let next = time + 1;
             for capability in capabilities.iter_mut() {
                 capability.downgrade(&next);
             }
@@ -480,4 +496,29 @@ pub fn render_source<'s>(
         errors,
         progress,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_up_to_the_quantum_and_never_down() {
+        let q = TIME_QUANTUM_MS;
+        assert_eq!(aligned_time(0), 0);
+        assert_eq!(aligned_time(1), q);
+        assert_eq!(aligned_time(q), q);
+        assert_eq!(aligned_time(q + 1), 2 * q);
+        for ms in [3, 1_700_000_000_001, 1_700_000_000_005] {
+            assert!(aligned_time(ms) >= ms && aligned_time(ms) < ms + q);
+            assert_eq!(aligned_time(ms) % q, 0);
+        }
+    }
+
+    #[test]
+    fn read_failures_back_off_to_a_second() {
+        assert_eq!(retry_backoff(1), Duration::from_millis(10));
+        assert_eq!(retry_backoff(2), Duration::from_millis(20));
+        assert_eq!(retry_backoff(30), Duration::from_secs(1));
+    }
 }
