@@ -210,34 +210,17 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::plan::{Column, Format, SourceColumn, SourceDef};
     use crate::types::ScalarType;
 
     fn decoder() -> JsonDecoder {
-        let col = |name: &str, path: &[&str], ty, nullable| SourceColumn {
-            column: Column {
-                name: name.into(),
-                ty,
-                nullable,
-            },
-            path: path.iter().map(|s| s.to_string()).collect(),
-        };
-        JsonDecoder::new(&SourceDef {
-            name: "events".into(),
-            topic: "events".into(),
-            format: Format::Json,
-            columns: vec![
-                col("ts", &["ts"], ScalarType::Timestamp, false),
-                col("user", &["user"], ScalarType::Text, true),
-                col("amount", &["amount"], ScalarType::Float, true),
-                col("n", &["n"], ScalarType::Int, true),
-                col("ok", &["ok"], ScalarType::Bool, true),
-                col("city", &["geo", "city"], ScalarType::Text, true),
-            ],
-            event_time: Some(0),
-            lateness_ms: 0,
-            key_column: None,
-        })
+        JsonDecoder::new(&super::super::tests::source_of(&[
+            ("ts", &["ts"], ScalarType::Timestamp, false),
+            ("user", &["user"], ScalarType::Text, true),
+            ("amount", &["amount"], ScalarType::Float, true),
+            ("n", &["n"], ScalarType::Int, true),
+            ("ok", &["ok"], ScalarType::Bool, true),
+            ("city", &["geo", "city"], ScalarType::Text, true),
+        ]))
     }
 
     #[test]

@@ -360,30 +360,38 @@ mod tests {
     use super::*;
     use crate::plan::{Column, Format, SourceColumn};
 
-    fn source() -> SourceDef {
-        let col = |name: &str, path: &[&str], ty, nullable| SourceColumn {
-            column: Column {
-                name: name.into(),
-                ty,
-                nullable,
-            },
-            path: path.iter().map(|s| s.to_string()).collect(),
-        };
+    /// A JSON source of `columns` (name, path, type, nullable), the first its event time.
+    pub(super) fn source_of(columns: &[(&str, &[&str], ScalarType, bool)]) -> SourceDef {
+        let columns = columns
+            .iter()
+            .map(|(name, path, ty, nullable)| SourceColumn {
+                column: Column {
+                    name: name.to_string(),
+                    ty: *ty,
+                    nullable: *nullable,
+                },
+                path: path.iter().map(|s| s.to_string()).collect(),
+            })
+            .collect();
         SourceDef {
             name: "clicks".into(),
             topic: "clicks".into(),
             format: Format::Json,
-            columns: vec![
-                col("ts", &["ts"], ScalarType::Timestamp, false),
-                col("user", &["user"], ScalarType::Text, true),
-                col("amount", &["amount"], ScalarType::Float, true),
-                col("city", &["geo", "city"], ScalarType::Text, true),
-                col("n", &["n"], ScalarType::Int, true),
-            ],
+            columns,
             event_time: Some(0),
             lateness_ms: 5000,
             key_column: None,
         }
+    }
+
+    fn source() -> SourceDef {
+        source_of(&[
+            ("ts", &["ts"], ScalarType::Timestamp, false),
+            ("user", &["user"], ScalarType::Text, true),
+            ("amount", &["amount"], ScalarType::Float, true),
+            ("city", &["geo", "city"], ScalarType::Text, true),
+            ("n", &["n"], ScalarType::Int, true),
+        ])
     }
 
     #[test]
