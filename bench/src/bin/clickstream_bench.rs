@@ -31,6 +31,9 @@
 //! `clickstream_bench --case load --events 1000000 --dir /tmp/clicks`, then
 //! `KAPPA_BENCH_ALLOC=mimalloc clickstream_bench --case kappa --workers 1 --dir /tmp/clicks`.
 //! `KAPPA_BENCH_DIR` chooses the disk (default the system temp dir).
+//! `KAPPA_BENCH_OPERATOR_TIMES=1` makes the latency case print the operators that took
+//! the most time (from timely's log), e.g.
+//! `clickstream_bench --case latency --workers 2 --rate 20000 --secs 8 --dir /tmp/lat`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -361,6 +364,12 @@ fn run_latency(dir: &Path, workers: usize, rate: f64, secs: f64) -> Result<CaseR
         match changes.try_recv() {
             Ok(_) => seen.push((Instant::now(), visible_offsets(&store))),
             Err(_) => std::thread::sleep(Duration::from_micros(100)),
+        }
+    }
+    if std::env::var_os("KAPPA_BENCH_OPERATOR_TIMES").is_some() {
+        // Where the workers' time went, per operator (summed over workers).
+        for (operator, took, runs) in store.activity().busiest_operators(25) {
+            eprintln!("{took:>12.3?} {runs:>8} runs  {operator}");
         }
     }
     std::mem::forget(running);

@@ -3,8 +3,9 @@
 //! Each worker registers two log handlers before it installs any dataflow (loggers
 //! are looked up when operators are built). Timely's `Operates` events name every
 //! operator and place it in a dataflow (the first element of its address); its
-//! `Schedule` events bracket each time a dataflow runs, so the time between a
-//! dataflow's own start and stop is the time its operators took. Differential's
+//! `Schedule` events bracket each time a dataflow or an operator runs, so the time
+//! between a dataflow's own start and stop is the time its operators took, and each
+//! operator's own brackets say which of them took it. Differential's
 //! batch, merge and drop events track how many updates each arrangement holds (the
 //! accounting Materialize's introspection uses). Both land in the version's
 //! [`ViewStore`], from which metrics read them; a retired version's store goes away
@@ -59,6 +60,7 @@ pub(crate) fn attach(worker: &mut Worker) -> Observed {
         registry.insert::<TimelyEventBuilder, _>("timely", move |_now, events| {
             let Some(events) = events else { return };
             let mut busy: HashMap<usize, Duration> = HashMap::new();
+            let mut by_operator: HashMap<(usize, usize), (String, Duration, u64)> = HashMap::new();
             let mut operators = operators.borrow_mut();
             for (at, event) in events.iter() {
                 match event {
@@ -75,7 +77,7 @@ pub(crate) fn attach(worker: &mut Worker) -> Observed {
                         }
                     }
                     TimelyEvent::Schedule(schedule) => {
-                        let Some(op) = operators.get(&schedule.id).filter(|o| o.is_dataflow) else {
+                        let Some(op) = operators.get(&schedule.id) else {
                             continue;
                         };
                         match schedule.start_stop {
@@ -83,9 +85,18 @@ pub(crate) fn attach(worker: &mut Worker) -> Observed {
                                 started.insert(schedule.id, *at);
                             }
                             StartStop::Stop => {
-                                if let Some(start) = started.remove(&schedule.id) {
-                                    *busy.entry(op.dataflow).or_default() +=
-                                        at.saturating_sub(start);
+                                let Some(start) = started.remove(&schedule.id) else {
+                                    continue;
+                                };
+                                let took = at.saturating_sub(start);
+                                if op.is_dataflow {
+                                    *busy.entry(op.dataflow).or_default() += took;
+                                } else {
+                                    let entry = by_operator
+                                        .entry((op.dataflow, schedule.id))
+                                        .or_insert_with(|| (op.name.clone(), Duration::ZERO, 0));
+                                    entry.1 += took;
+                                    entry.2 += 1;
                                 }
                             }
                         }
@@ -100,6 +111,15 @@ pub(crate) fn attach(worker: &mut Worker) -> Observed {
             for (dataflow, took) in busy {
                 if let Some(store) = observed.get(&dataflow) {
                     store.update_activity(|a| a.busy += took);
+                }
+            }
+            for ((dataflow, id), (name, took, runs)) in by_operator {
+                if let Some(store) = observed.get(&dataflow) {
+                    store.update_activity(|a| {
+                        let entry = a.operators.entry(id).or_insert((name, Duration::ZERO, 0));
+                        entry.1 += took;
+                        entry.2 += runs;
+                    });
                 }
             }
         });

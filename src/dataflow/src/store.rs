@@ -208,6 +208,9 @@ pub struct Activity {
     /// Bytes one update takes in each arrangement the renderer named (see
     /// [`Activity::bytes_by_arrangement`]).
     pub update_bytes: BTreeMap<String, usize>,
+    /// Per operator id (the same on every worker): its name, the time its runs took
+    /// and how many runs, summed over workers.
+    pub operators: BTreeMap<usize, (String, std::time::Duration, u64)>,
 }
 
 impl Activity {
@@ -220,6 +223,19 @@ impl Activity {
             *sums.entry(format!("{name} #{operator}")).or_insert(0) += records;
         }
         sums
+    }
+
+    /// The `n` operators that took the most time, busiest first, named `<operator
+    /// name> #<operator id>`, with their time and number of runs.
+    pub fn busiest_operators(&self, n: usize) -> Vec<(String, std::time::Duration, u64)> {
+        let mut operators: Vec<_> = self
+            .operators
+            .iter()
+            .map(|(id, (name, took, runs))| (format!("{name} #{id}"), *took, *runs))
+            .collect();
+        operators.sort_by_key(|(_, took, _)| std::cmp::Reverse(*took));
+        operators.truncate(n);
+        operators
     }
 
     /// Estimated bytes held per arrangement, named as in

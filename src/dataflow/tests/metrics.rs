@@ -47,7 +47,7 @@ fn source_series_follow_the_log_and_vanish_on_retire() {
         pipeline: "words".into(),
         version: 1,
     };
-    let _store = engine.deploy(id.clone(), &plan, SourceConfig::default(), false);
+    let store = engine.deploy(id.clone(), &plan, SourceConfig::default(), false);
     let labels = r#"{partition="0",pipeline="words",topic="lines",version="1"}"#;
     let deadline = Instant::now() + Duration::from_secs(20);
     let text = loop {
@@ -122,6 +122,15 @@ fn source_series_follow_the_log_and_vanish_on_retire() {
         sized += 1;
     }
     assert!(sized >= 1, "the count's arrangement has a size:\n{text}");
+    // Per operator: the source ran, and the busiest operators come first.
+    let busiest = store.activity().busiest_operators(50);
+    assert!(
+        busiest
+            .iter()
+            .any(|(name, _, runs)| name.starts_with("Source(") && *runs > 0),
+        "{busiest:?}"
+    );
+    assert!(busiest.windows(2).all(|w| w[0].1 >= w[1].1), "{busiest:?}");
 
     // More records raise the counters; lag is computed against the log end.
     log.append("lines", 0, &[NewRecord::new(r#"{"line":"c"}"#, 1)])
