@@ -120,6 +120,11 @@ struct Waiting {
     since_ms: u64,
 }
 
+/// The per-version changelog topic of a view: `<pipeline>.<view>.v<N>`.
+fn changelog_topic(id: &VersionId, view: &str) -> String {
+    format!("{}.{}.v{}", id.pipeline, view, id.version)
+}
+
 /// How long to wait before starting a waiting version again after `failures`
 /// failed attempts: 1 s, doubling, at most 30 s.
 fn start_backoff(failures: u32) -> Duration {
@@ -324,26 +329,65 @@ impl Controller {
         Ok(())
     }
 
-    /// Tries again to start the versions waiting for their log, when due.
-    fn retry_waiting(&self, inner: &mut Inner) -> Result<(), ControllerError> {
+    /// Tries again to start the versions waiting for their log, when due. Whether the
+    /// log answers is first asked without the controller's lock: while it does not,
+    /// each call may take the log's request timeout, and status, metrics and the API
+    /// must not wait for that.
+    fn retry_waiting(&self) -> Result<(), ControllerError> {
         let now = Instant::now();
-        let due: Vec<VersionId> = inner
+        let due: Vec<(VersionId, Arc<Plan>)> = self
+            .lock()
             .waiting
             .iter()
             .filter(|(_, w)| w.retry_at <= now)
-            .map(|(id, _)| id.clone())
+            .map(|(id, w)| (id.clone(), w.plan.clone()))
             .collect();
-        for id in due {
-            let waiting = inner.waiting.remove(&id).expect("a due waiting version");
+        for (id, plan) in due {
+            let answered = self.probe_log(&id, &plan);
+            let mut inner = self.lock();
+            // Retired meanwhile: nothing to start.
+            let Some(mut waiting) = inner.waiting.remove(&id) else {
+                continue;
+            };
+            if let Err(error) = answered {
+                waiting.failures += 1;
+                waiting.error = error.to_string();
+                waiting.retry_at = Instant::now() + start_backoff(waiting.failures);
+                inner.waiting.insert(id, waiting);
+                continue;
+            }
             let active = inner.catalog.pipelines[&id.pipeline].active;
-            let plan = waiting.plan.clone();
-            self.start_restored(inner, &id, plan, active != Some(id.version), Some(waiting))?;
+            let throttled = active != Some(id.version);
+            self.start_restored(&mut inner, &id, plan, throttled, Some(waiting))?;
             if inner.running.contains_key(&id) {
                 if active == Some(id.version) {
                     let _ = self.registry.activate(&id.pipeline, id.version);
                 }
-                self.save(inner)?;
+                self.save(&inner)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Whether the log answers for what starting `id` reads: its sources' partitions
+    /// and its changelog topics. Only a transient error (unreachable, offline) is an
+    /// error here; anything else is left for the start itself to report.
+    fn probe_log(&self, id: &VersionId, plan: &Plan) -> Result<(), kappa_log::LogError> {
+        let transient = |result: Result<u64, kappa_log::LogError>| match result {
+            Err(error) if error.is_transient() => Err(error),
+            _ => Ok(()),
+        };
+        for source in &plan.sources {
+            let partitions = match self.log.partition_count(&source.topic) {
+                Err(error) if error.is_transient() => return Err(error),
+                other => other.unwrap_or(0),
+            };
+            for partition in 0..partitions {
+                transient(self.log.end_offset(&source.topic, partition))?;
+            }
+        }
+        for view in &plan.views {
+            transient(self.log.end_offset(&changelog_topic(id, &view.name), 0))?;
         }
         Ok(())
     }
@@ -358,7 +402,7 @@ impl Controller {
     ) -> Result<(), ControllerError> {
         let mut sinks = Vec::new();
         for (i, view) in plan.views.iter().enumerate() {
-            let topic = format!("{}.{}.v{}", id.pipeline, view.name, id.version);
+            let topic = changelog_topic(id, &view.name);
             sinks.push(TopicSink::open(
                 self.log.as_ref(),
                 topic,
@@ -459,10 +503,10 @@ impl Controller {
 
     /// One round of bookkeeping: catch-up detection, changelog pumping, progress.
     pub fn tick(&self) -> Result<(), ControllerError> {
+        self.retry_waiting()?;
         let mut promote = Vec::new();
         {
             let mut inner = self.lock();
-            self.retry_waiting(&mut inner)?;
             let ids: Vec<VersionId> = inner.running.keys().cloned().collect();
             for id in ids {
                 let caught_up_now = match self.observe(&mut inner, &id) {
