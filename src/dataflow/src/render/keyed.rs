@@ -83,6 +83,16 @@ impl Hasher for CarriedHash {
 
 type PackedMap<R> = HashMap<PackedRow, R, BuildHasherDefault<CarriedHash>>;
 
+/// Adds `add` to `key`'s sum, copying the key only when it is new.
+fn add_to<R: Semigroup>(sums: &mut PackedMap<R>, key: &PackedRow, add: R) {
+    match sums.get_mut(key) {
+        Some(sum) => sum.plus_equals(&add),
+        None => {
+            sums.insert(key.clone(), add);
+        }
+    }
+}
+
 /// What one activation has summed for one time.
 struct Pending<R> {
     time: Time,
@@ -171,12 +181,7 @@ where
                     }
                     if plan.sums {
                         let add = contribution(&args).multiply(&diff);
-                        match sums.sums.get_mut(&key) {
-                            Some(sum) => sum.plus_equals(&add),
-                            None => {
-                                sums.sums.insert(key.clone(), add);
-                            }
-                        }
+                        add_to(&mut sums.sums, &key, add);
                     }
                     if plan.rows {
                         keyed_rows.give(((key, args.clone()), time, diff));
@@ -250,12 +255,7 @@ where
                             };
                             let (key, add) = f(item);
                             let add = add.multiply(&diff);
-                            match pending[slot].1.get_mut(&key) {
-                                Some(sum) => sum.plus_equals(&add),
-                                None => {
-                                    pending[slot].1.insert(key, add);
-                                }
-                            }
+                            add_to(&mut pending[slot].1, &key, add);
                         }
                     });
                     for (capability, sums) in pending.drain(..) {
