@@ -31,7 +31,7 @@
 //! `clickstream_bench --case load --events 1000000 --dir /tmp/clicks`, then
 //! `KAPPA_BENCH_ALLOC=mimalloc clickstream_bench --case kappa --workers 1 --dir /tmp/clicks`.
 //! `KAPPA_BENCH_DIR` chooses the disk (default the system temp dir).
-//! `KAPPA_BENCH_OPERATOR_TIMES=1` makes the latency case print the operators that took
+//! `KAPPA_BENCH_OPERATOR_TIMES=1` makes the kappa and latency cases print the operators that took
 //! the most time (from timely's log), e.g.
 //! `clickstream_bench --case latency --workers 2 --rate 20000 --secs 8 --dir /tmp/lat`.
 
@@ -268,6 +268,7 @@ fn run_kappa(dir: &Path, workers: usize) -> Result<CaseResult, Error> {
     let running = start(plan, log.clone(), config)?;
     let store = running.store().clone();
     running.join()?;
+    print_operator_times(&store);
     Ok(CaseResult {
         wall_secs: started.elapsed().as_secs_f64(),
         cpu_secs: cpu_seconds() - cpu,
@@ -276,6 +277,16 @@ fn run_kappa(dir: &Path, workers: usize) -> Result<CaseResult, Error> {
         answers: Some(store.read(Answers::from_store)),
         latency: None,
     })
+}
+
+/// With `KAPPA_BENCH_OPERATOR_TIMES` set, prints where the workers' time went, per
+/// operator (summed over workers).
+fn print_operator_times(store: &kappa_dataflow::store::ViewStore) {
+    if std::env::var_os("KAPPA_BENCH_OPERATOR_TIMES").is_some() {
+        for (operator, took, runs) in store.activity().busiest_operators(25) {
+            eprintln!("{took:>12.3?} {runs:>8} runs  {operator}");
+        }
+    }
 }
 
 /// Overrides of the source's defaults, for exploring them:
@@ -366,12 +377,7 @@ fn run_latency(dir: &Path, workers: usize, rate: f64, secs: f64) -> Result<CaseR
             Err(_) => std::thread::sleep(Duration::from_micros(100)),
         }
     }
-    if std::env::var_os("KAPPA_BENCH_OPERATOR_TIMES").is_some() {
-        // Where the workers' time went, per operator (summed over workers).
-        for (operator, took, runs) in store.activity().busiest_operators(25) {
-            eprintln!("{took:>12.3?} {runs:>8} runs  {operator}");
-        }
-    }
+    print_operator_times(&store);
     std::mem::forget(running);
 
     // Match each append (after a one-second warm-up) with the first observation that

@@ -5,8 +5,11 @@
 //! (the planner hash-conses them), so a node used by several views — a filtered
 //! source, an arrangement by a join key — is rendered, and arranged, once.
 //! Operator families live in submodules: scalar (map, filter, flat-map, windows),
-//! [`reduce`] (aggregates), [`join`], and [`topk`].
+//! [`reduce`] (aggregates), [`join`], and [`topk`]. The stateless nodes below a
+//! source, and the key stages of the reductions they feed, are not operators of
+//! their own: they are evaluated inside the source's operator ([`fused`]).
 
+mod fused;
 mod join;
 mod keyed;
 mod packed;
@@ -29,6 +32,8 @@ use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::dataflow::operators::Concatenate;
 use timely::dataflow::{Scope, Stream};
 
+use self::fused::Fusion;
+use self::reduce::{KeyedInput, Reduction};
 use crate::error::DataError;
 use crate::source::{render_source, SourceConfig, SourceControl, SourceProgress};
 use crate::{Diff, Time};
@@ -40,10 +45,13 @@ pub type ArrangedRows<'s> = Arranged<'s, TraceAgent<ValSpine<Row, Row, Time, Dif
 /// A stream of data errors.
 pub type Errors<'s> = Stream<'s, Time, Vec<(DataError, Time, Diff)>>;
 
-/// A rendered node: its rows, and its arrangement when it is an `Arrange` node.
+pub(crate) use fused::FusedSink;
+
+/// A rendered node: its rows (unless it is fused and nothing needs them as a
+/// collection), and its arrangement when it is an `Arrange` node.
 #[derive(Clone)]
 struct Rendered<'s> {
-    rows: Rows<'s>,
+    rows: Option<Rows<'s>>,
     arranged: Option<ArrangedRows<'s>>,
 }
 
@@ -100,8 +108,30 @@ pub fn render_plan<'s>(
     let sizes = UpdateSizes::default();
     let mut errors: Vec<Errors<'s>> = Vec::new();
     let mut progress = Vec::new();
-    let mut sources = Vec::new();
+    let fusion = Fusion::new(plan);
+    let reductions: Vec<Option<Reduction>> = plan
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(id, n)| match &n.node {
+            Node::Reduce {
+                input,
+                key,
+                aggregates,
+            } => Some(Reduction::new(
+                id,
+                &plan.nodes[*input].columns,
+                key,
+                aggregates,
+                &n.columns,
+            )),
+            _ => None,
+        })
+        .collect();
+    let mut fused_rows: BTreeMap<usize, Rows<'s>> = BTreeMap::new();
+    let mut fused_keyed: BTreeMap<usize, KeyedInput<'s>> = BTreeMap::new();
     for (index, def) in plan.sources.iter().enumerate() {
+        let mut fused = None;
         let streams = render_source(
             scope,
             index,
@@ -110,13 +140,32 @@ pub fn render_plan<'s>(
             source_config,
             probe.clone(),
             control.clone(),
+            |builder| {
+                let (sink, streams) = FusedSink::build(plan, &fusion, &reductions, index, builder);
+                fused = Some(streams);
+                sink
+            },
         )?;
         errors.push(streams.errors);
         progress.push(streams.progress);
-        sources.push(streams.rows);
+        let fused = fused.expect("the source operator builds its sink");
+        fused_rows.extend(fused.rows);
+        fused_keyed.extend(fused.keyed);
     }
     for (id, plan_node) in plan.nodes.iter().enumerate() {
-        let input = |i: usize| rendered[i].rows.clone();
+        if fusion.is_fused(id) {
+            rendered.push(Rendered {
+                rows: fused_rows.remove(&id),
+                arranged: None,
+            });
+            continue;
+        }
+        let input = |i: usize| {
+            rendered[i]
+                .rows
+                .clone()
+                .expect("rows read as a collection are materialized")
+        };
         let arranged = |i: usize| {
             rendered[i]
                 .arranged
@@ -124,7 +173,7 @@ pub fn render_plan<'s>(
                 .expect("the planner gives joins Arrange inputs")
         };
         let node = match &plan_node.node {
-            Node::Source { source } => Rendered::rows(sources[*source].clone()),
+            Node::Source { .. } => unreachable!("sources are fused"),
             Node::Map { input: i, exprs } => {
                 let (rows, errs) = scalar::map(input(*i), id, exprs.clone());
                 errors.push(errs);
@@ -159,13 +208,13 @@ pub fn render_plan<'s>(
                     .map(move |row| (project(&row, &key), row))
                     .arrange_by_key_named(&name);
                 Rendered {
-                    rows,
+                    rows: Some(rows),
                     arranged: Some(arranged),
                 }
             }
             Node::Join { left, right, kind } => Rendered::rows(join::join(
                 arranged(*left),
-                rendered[*left].rows.clone(),
+                input(*left),
                 arranged(*right),
                 *kind,
                 plan.nodes[*right].columns.len(),
@@ -174,23 +223,17 @@ pub fn render_plan<'s>(
                     _ => unreachable!("join inputs are Arrange nodes"),
                 },
             )),
-            Node::Reduce {
-                input: i,
-                key,
-                aggregates,
-            } => {
-                let (rows, errs) = reduce::reduce(
-                    scope,
-                    &sizes,
-                    input(*i),
-                    id,
-                    &plan.nodes[*i].columns,
-                    key,
-                    aggregates,
-                    &plan_node.columns,
-                );
-                errors.push(errs);
-                Rendered::rows(rows)
+            Node::Reduce { input: i, .. } => {
+                let reduction = reductions[id].as_ref().expect("analysed above");
+                let keyed = match fused_keyed.remove(&id) {
+                    Some(keyed) => keyed,
+                    None => {
+                        let (keyed, errs) = reduction.key_operator(input(*i));
+                        errors.push(errs);
+                        keyed
+                    }
+                };
+                Rendered::rows(reduction.render(scope, &sizes, keyed))
             }
             Node::Distinct { input: i } => Rendered::rows(input(*i).distinct()),
             Node::Union { inputs } => {
@@ -221,7 +264,12 @@ pub fn render_plan<'s>(
     let views = plan
         .views
         .iter()
-        .map(|v| rendered[v.node].rows.clone())
+        .map(|v| {
+            rendered[v.node]
+                .rows
+                .clone()
+                .expect("views are materialized")
+        })
         .collect();
     Ok(RenderedPlan {
         views,
@@ -234,7 +282,7 @@ pub fn render_plan<'s>(
 impl<'s> Rendered<'s> {
     fn rows(rows: Rows<'s>) -> Self {
         Rendered {
-            rows,
+            rows: Some(rows),
             arranged: None,
         }
     }

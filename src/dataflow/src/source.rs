@@ -2,8 +2,10 @@
 //!
 //! Each worker reads the partitions assigned to it (`(source + partition) % peers
 //! == index`), in bounded batches, decodes each record with the source's
-//! [`JsonDecoder`], applies the per-partition lateness rule, and emits the rows at
-//! one logical time per batch. Logical times are wall-clock milliseconds, kept
+//! [`JsonDecoder`] into one reused row, applies the per-partition lateness rule, and
+//! hands the row, at one logical time per batch, to the plan's stateless nodes
+//! fused into this operator ([`crate::render`]), which emit what the rest of the
+//! dataflow reads. Logical times are wall-clock milliseconds, kept
 //! strictly increasing per operator, so frontiers mean "everything ingested
 //! before this instant".
 //!
@@ -26,8 +28,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use differential_dataflow::AsCollection;
-use differential_dataflow::VecCollection;
 use kappa_log::Log;
 use kappa_sql::decode::JsonDecoder;
 use kappa_sql::lateness::LatenessTracker;
@@ -41,6 +41,7 @@ use timely::dataflow::{Scope, Stream};
 
 use crate::error::{DataError, Origin};
 use crate::pacer::ReplayPacer;
+use crate::render::FusedSink;
 use crate::{Diff, Time};
 
 /// How sources read the log.
@@ -207,11 +208,9 @@ pub fn retry_backoff(failures: u32) -> Duration {
     Duration::from_millis(10u64 << failures.saturating_sub(1).min(7)).min(Duration::from_secs(1))
 }
 
-/// The three streams a source produces.
+/// The streams a source operator produces besides its sink's.
 pub struct SourceStreams<'s> {
-    /// Decoded, admitted rows.
-    pub rows: VecCollection<'s, Time, Row, Diff>,
-    /// Records that failed to decode.
+    /// Records that failed to decode, and rows that failed in the sink.
     pub errors: Stream<'s, Time, Vec<(DataError, Time, Diff)>>,
     /// Per-batch progress.
     pub progress: Stream<'s, Time, Vec<(SourceProgress, Time, Diff)>>,
@@ -247,8 +246,12 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Builds the source operator for `def` on this worker.
-pub fn render_source<'s>(
+/// Builds the source operator for `def` on this worker. Its decoded, admitted rows
+/// go to the sink that `sink` builds on the operator (the plan's stateless nodes
+/// below the source, fused: [`crate::render`]), whose outputs follow the source's
+/// own (errors, progress) among the operator's ports.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn render_source<'s>(
     scope: Scope<'s, Time>,
     source_index: usize,
     def: &SourceDef,
@@ -256,6 +259,7 @@ pub fn render_source<'s>(
     config: &SourceConfig,
     probe: ProbeHandle<Time>,
     control: Rc<SourceControl>,
+    sink: impl FnOnce(&mut OperatorBuilder<'s, Time>) -> FusedSink,
 ) -> Result<SourceStreams<'s>, kappa_log::LogError> {
     let (index, peers) = (scope.index(), scope.peers());
     let partition_count = log.partition_count(&def.topic)?;
@@ -285,10 +289,9 @@ pub fn render_source<'s>(
     let address = builder.operator_info().address;
     let activator = scope.activator_for(address.clone());
     let sync_activator = Arc::new(scope.worker().sync_activator_for(address.to_vec()));
-    let (rows_output, rows) = builder.new_output::<Vec<(Row, Time, Diff)>>();
     let (errors_output, errors) = builder.new_output::<Vec<(DataError, Time, Diff)>>();
     let (progress_output, progress) = builder.new_output::<Vec<(SourceProgress, Time, Diff)>>();
-    let mut rows_output = OutputBuilder::from(rows_output);
+    let mut sink = sink(&mut builder);
     let mut errors_output = OutputBuilder::from(errors_output);
     let mut progress_output = OutputBuilder::from(progress_output);
 
@@ -303,6 +306,9 @@ pub fn render_source<'s>(
         let mut behind = true;
         let mut pacer = ReplayPacer::new(config.throttled_batch_records);
         let lag_bound_ms = config.live_lag_bound.as_millis() as u64;
+        // Every record is decoded into this one row, which the sink reads by reference.
+        let mut row = Row::new();
+        let mut failed = Vec::new();
         move |_frontiers| {
             if capabilities.is_empty() {
                 return;
@@ -339,12 +345,10 @@ pub fn render_source<'s>(
                 activator.activate_after(Duration::from_millis(1));
                 return;
             }
-            let mut rows_handle = rows_output.activate();
             let mut errors_handle = errors_output.activate();
             let mut progress_handle = progress_output.activate();
-            let mut rows_session = rows_handle.session(&capabilities[0]);
-            let mut errors_session = errors_handle.session(&capabilities[1]);
-            let mut progress_session = progress_handle.session(&capabilities[2]);
+            let mut errors_session = errors_handle.session(&capabilities[0]);
+            let mut progress_session = progress_handle.session(&capabilities[1]);
             let (mut emitted, mut more) = (false, false);
             for reader in readers.iter_mut() {
                 if reader.finished() {
@@ -430,14 +434,15 @@ pub fn render_source<'s>(
                 for record in &records {
                     progress.records += 1;
                     progress.bytes += record.payload.len() as u64;
-                    match decoder.decode(record.payload) {
-                        Ok(row) => {
+                    match decoder.decode_into(record.payload, &mut row) {
+                        Ok(()) => {
                             let admitted = match event_time.map(|c| &row[c]) {
                                 Some(kappa_sql::Value::Timestamp(ts)) => reader.lateness.admit(*ts),
                                 _ => true,
                             };
                             if admitted {
-                                rows_session.give((row, time, 1));
+                                sink.push(&row, time, &capabilities, &mut failed);
+                                errors_session.give_iterator(failed.drain(..).map(|e| (e, time, 1)));
                             } else {
                                 progress.late += 1;
                             }
@@ -468,7 +473,8 @@ pub fn render_source<'s>(
                 // A full batch suggests more is waiting: come back soon.
                 more |= records.len() >= limit && !reader.finished();
             }
-            drop((rows_session, errors_session, progress_session));
+            drop((errors_session, progress_session));
+            sink.flush(&capabilities);
             if emitted {
                 in_flight.push_back(time);
             }
@@ -491,11 +497,7 @@ pub fn render_source<'s>(
         }
     });
 
-    Ok(SourceStreams {
-        rows: rows.as_collection(),
-        errors,
-        progress,
-    })
+    Ok(SourceStreams { errors, progress })
 }
 
 #[cfg(test)]

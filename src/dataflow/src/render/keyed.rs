@@ -12,15 +12,21 @@
 //! - rows for `MIN`/`MAX` pass through as `(key, arguments)`, only when such an
 //!   aggregate exists.
 //!
-//! Nothing is held across activations: the maps are flushed at the end of every
-//! activation, at the times of the batches they summed, so the operator adds no
-//! latency and holds no capability. An argument that fails to evaluate sends its
-//! row to the error stream once, and the row contributes nothing.
+//! The work is a [`KeyStage`]: rows in, one at a time, by reference; its outputs
+//! are ports of whichever operator holds it. A reduce over a source's rows (or
+//! rows derived from them by stateless operators) has its stage inside the source
+//! operator itself ([`super::fused`]), so those rows are never materialized; any
+//! other reduce gets a `Key` operator of its own ([`keyed`]).
+//!
+//! Nothing is held across activations: the stage is flushed at the end of every
+//! activation, at the times of the batches it summed, so it adds no latency and
+//! holds no capability. An argument that fails to evaluate makes its row a data
+//! error, and the row contributes nothing.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use differential_dataflow::difference::{Multiply, Semigroup};
+use differential_dataflow::difference::{IsZero, Monoid, Multiply, Semigroup};
 use differential_dataflow::{AsCollection, VecCollection};
 use kappa_sql::expr::Expr;
 use kappa_sql::{Row, Value};
@@ -30,8 +36,10 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::{Capability, Operator};
 
+use super::fused::RowStage;
 use super::packed::PackedRow;
 use super::{scalar, Errors, Rows};
+use crate::error::DataError;
 use crate::{Diff, Time};
 
 /// What the key stage computes for one reduce.
@@ -50,6 +58,25 @@ pub(super) struct KeyPlan {
     pub(super) rows: bool,
 }
 
+/// What one row adds to its key's sum.
+pub(super) trait Contribution: 'static {
+    /// The sum: a differential diff.
+    type Sum: Monoid + differential_dataflow::ExchangeData;
+    /// Adds the contribution of a row with arguments `args` (empty unless the plan
+    /// evaluates them), `diff` times, to `sum`.
+    fn add(&self, sum: &mut Self::Sum, args: &[Value], diff: Diff);
+}
+
+/// Every row adds its diff: `COUNT(*)` alone, in a plain integer.
+pub(super) struct RowCount;
+
+impl Contribution for RowCount {
+    type Sum = Diff;
+    fn add(&self, sum: &mut Diff, _args: &[Value], diff: Diff) {
+        *sum += diff;
+    }
+}
+
 /// The key stage's outputs.
 pub(super) struct Keyed<'s, R: Semigroup + 'static> {
     /// Per key, the summed contributions of its rows (diff `R`).
@@ -58,8 +85,6 @@ pub(super) struct Keyed<'s, R: Semigroup + 'static> {
     pub(super) distinct: Vec<VecCollection<'s, Time, PackedRow, Diff>>,
     /// `(key, arguments)` per row, when asked for.
     pub(super) rows: VecCollection<'s, Time, (PackedRow, Row), Diff>,
-    /// Rows whose arguments failed to evaluate.
-    pub(super) errors: Errors<'s>,
 }
 
 /// Hashes a [`PackedRow`] by the hash it already carries.
@@ -83,144 +108,244 @@ impl Hasher for CarriedHash {
 
 type PackedMap<R> = HashMap<PackedRow, R, BuildHasherDefault<CarriedHash>>;
 
-/// Adds `add` to `key`'s sum, copying the key only when it is new.
-fn add_to<R: Semigroup>(sums: &mut PackedMap<R>, key: &PackedRow, add: R) {
+/// Adds to `key`'s entry with `add`, copying the key only when it is new.
+fn add_to<R: Monoid>(sums: &mut PackedMap<R>, key: &PackedRow, add: impl FnOnce(&mut R)) {
     match sums.get_mut(key) {
-        Some(sum) => sum.plus_equals(&add),
+        Some(sum) => add(sum),
         None => {
-            sums.insert(key.clone(), add);
+            let mut sum = R::zero();
+            add(&mut sum);
+            sums.insert(key.clone(), sum);
         }
     }
 }
 
-/// What one activation has summed for one time.
+/// An output port of an operator built by hand, sending vectors of `D`.
+pub(super) type Port<D> = OutputBuilder<Time, CapacityContainerBuilder<Vec<D>>>;
+
+/// A stage's maps for one time: the sums, and each `DISTINCT` aggregate's pairs.
+type Maps<R> = (PackedMap<R>, Vec<PackedMap<Diff>>);
+
+/// What a stage has summed for one time since it was last flushed.
 struct Pending<R> {
     time: Time,
-    /// Capabilities at `time` for the sums output (first) and each distinct output.
+    /// Capabilities at `time` for the sums port, each distinct port and the rows port.
     capabilities: Vec<Capability<Time>>,
     sums: PackedMap<R>,
     distinct: Vec<PackedMap<Diff>>,
+    rows: Vec<((PackedRow, Row), Time, Diff)>,
 }
 
-/// Renders the key stage of a reduce. `contribution` is what one row adds to its
-/// key's sum, given the row's arguments (empty unless `plan.evaluate_args`).
-pub(super) fn keyed<'s, R>(
-    rows: Rows<'s>,
+/// The input stage of one reduce: see the module documentation.
+pub(super) struct KeyStage<C: Contribution> {
     node: usize,
     plan: KeyPlan,
-    contribution: impl Fn(&[Value]) -> R + 'static,
-) -> Keyed<'s, R>
-where
-    R: Semigroup + Multiply<Diff, Output = R> + Clone + 'static,
-{
-    let scope = rows.inner.scope();
-    let mut builder = OperatorBuilder::new(format!("Key %{node}"), scope);
-    let mut input = builder.new_input(rows.inner, Pipeline);
-    let (sums_output, sums) = builder.new_output::<Vec<(PackedRow, Time, R)>>();
-    let mut sums_output = OutputBuilder::from(sums_output);
-    let mut distinct_outputs = Vec::new();
-    let mut distinct = Vec::new();
-    for _ in &plan.distinct_args {
-        let (output, stream) = builder.new_output::<Vec<(PackedRow, Time, Diff)>>();
-        distinct_outputs.push(OutputBuilder::from(output));
-        distinct.push(stream.as_collection());
-    }
-    let (rows_output, keyed_rows) = builder.new_output::<Vec<((PackedRow, Row), Time, Diff)>>();
-    let mut rows_output = OutputBuilder::from(rows_output);
-    let (errors_output, errors) = builder.new_output();
-    let mut errors_output = OutputBuilder::from(errors_output);
+    contribution: C,
+    /// The index of the sums port among its operator's outputs; the distinct ports
+    /// and the rows port follow it.
+    first_port: usize,
+    sums_output: Port<(PackedRow, Time, C::Sum)>,
+    distinct_outputs: Vec<Port<(PackedRow, Time, Diff)>>,
+    rows_output: Port<((PackedRow, Row), Time, Diff)>,
+    pending: Vec<Pending<C::Sum>>,
+    /// Emptied maps of earlier activations, kept for their capacity.
+    spare: Vec<Maps<C::Sum>>,
+    /// One buffer for every row's arguments: no allocation per row.
+    args: Row,
+}
 
-    let distinct_ports = plan.distinct_args.len();
-    builder.build(move |_| {
-        let mut pending: Vec<Pending<R>> = Vec::new();
-        let mut args: Row = Row::new();
-        move |_frontiers| {
-            let mut rows_handle = rows_output.activate();
-            let mut errors_handle = errors_output.activate();
-            input.for_each(|cap, data| {
-                let mut slot = usize::MAX;
-                let mut keyed_rows = rows_handle.session(&cap);
-                let mut errors = errors_handle.session(&cap);
-                for (row, time, diff) in data.drain(..) {
-                    // Updates may carry times later than their message's capability;
-                    // each is summed at its own time.
-                    if pending.get(slot).is_none_or(|p| p.time != time) {
-                        slot = match pending.iter().position(|p| p.time == time) {
-                            Some(slot) => slot,
-                            None => {
-                                pending.push(Pending {
-                                    time,
-                                    capabilities: (0..=distinct_ports)
-                                        .map(|port| cap.delayed(&time, port))
-                                        .collect(),
-                                    sums: PackedMap::default(),
-                                    distinct: vec![PackedMap::default(); distinct_ports],
-                                });
-                                pending.len() - 1
-                            }
-                        };
-                    }
-                    let sums = &mut pending[slot];
-                    // One buffer for every row's arguments: no allocation per row.
-                    args.clear();
-                    if plan.evaluate_args {
-                        if let Err(error) = plan
-                            .args
-                            .iter()
-                            .try_for_each(|e| e.eval(&row).map(|v| args.push(v)))
-                        {
-                            errors.give((scalar::eval_error(node, &error, &row), time, diff));
-                            continue;
-                        }
-                    }
-                    let key = PackedRow::pack(plan.key.iter().map(|c| &row[*c]));
-                    for (map, arg) in sums.distinct.iter_mut().zip(&plan.distinct_args) {
-                        if !args[*arg].is_null() {
-                            *map.entry(key.with(&args[*arg])).or_insert(0) += diff;
-                        }
-                    }
-                    if plan.sums {
-                        let add = contribution(&args).multiply(&diff);
-                        add_to(&mut sums.sums, &key, add);
-                    }
-                    if plan.rows {
-                        keyed_rows.give(((key, args.clone()), time, diff));
-                    }
-                }
+impl<C: Contribution> KeyStage<C> {
+    /// A stage whose outputs are new ports of `builder`, and their streams.
+    pub(super) fn new<'s>(
+        builder: &mut OperatorBuilder<'s, Time>,
+        node: usize,
+        plan: KeyPlan,
+        contribution: C,
+    ) -> (Self, Keyed<'s, C::Sum>) {
+        let first_port = builder.shape().outputs();
+        let (sums_output, sums) = builder.new_output();
+        let mut distinct_outputs = Vec::new();
+        let mut distinct = Vec::new();
+        for _ in &plan.distinct_args {
+            let (output, stream) = builder.new_output();
+            distinct_outputs.push(OutputBuilder::from(output));
+            distinct.push(stream.as_collection());
+        }
+        let (rows_output, rows) = builder.new_output();
+        let stage = KeyStage {
+            node,
+            plan,
+            contribution,
+            first_port,
+            sums_output: OutputBuilder::from(sums_output),
+            distinct_outputs,
+            rows_output: OutputBuilder::from(rows_output),
+            pending: Vec::new(),
+            spare: Vec::new(),
+            args: Row::new(),
+        };
+        let keyed = Keyed {
+            sums: sums.as_collection(),
+            distinct,
+            rows: rows.as_collection(),
+        };
+        (stage, keyed)
+    }
+
+    /// The ports this stage's outputs occupy in its operator.
+    fn ports(&self) -> std::ops::Range<usize> {
+        self.first_port..self.first_port + 2 + self.plan.distinct_args.len()
+    }
+
+    /// Adds `row` at `time`, `diff` times. `capability` gives a capability at `time`
+    /// for an output port of the operator, asked only for a time new since the last
+    /// flush. An argument that fails to evaluate is returned as the row's error.
+    pub(super) fn push(
+        &mut self,
+        row: &[Value],
+        time: Time,
+        diff: Diff,
+        capability: impl Fn(usize) -> Capability<Time>,
+    ) -> Result<(), DataError> {
+        // Updates of one message may carry different times; each is summed at its own.
+        let slot = match self.pending.iter().rposition(|p| p.time == time) {
+            Some(slot) => slot,
+            None => {
+                let (sums, distinct) = self.spare.pop().unwrap_or_else(|| {
+                    let distinct = vec![PackedMap::default(); self.plan.distinct_args.len()];
+                    (PackedMap::default(), distinct)
+                });
+                self.pending.push(Pending {
+                    time,
+                    capabilities: self.ports().map(capability).collect(),
+                    sums,
+                    distinct,
+                    rows: Vec::new(),
+                });
+                self.pending.len() - 1
+            }
+        };
+        let args = &mut self.args;
+        args.clear();
+        if self.plan.evaluate_args {
+            if let Err(error) = self
+                .plan
+                .args
+                .iter()
+                .try_for_each(|e| e.eval(row).map(|v| args.push(v)))
+            {
+                return Err(scalar::eval_error(self.node, &error, row));
+            }
+        }
+        let pending = &mut self.pending[slot];
+        let key = PackedRow::pack(self.plan.key.iter().map(|c| &row[*c]));
+        for (map, arg) in pending.distinct.iter_mut().zip(&self.plan.distinct_args) {
+            if !args[*arg].is_null() {
+                *map.entry(key.with(&args[*arg])).or_insert(0) += diff;
+            }
+        }
+        if self.plan.sums {
+            let contribution = &self.contribution;
+            add_to(&mut pending.sums, &key, |sum| {
+                contribution.add(sum, args, diff)
             });
-            // Flush what this activation summed, at the times it was summed for.
-            let mut sums_handle = sums_output.activate();
-            let mut distinct_handles: Vec<_> =
-                distinct_outputs.iter_mut().map(|o| o.activate()).collect();
-            for done in pending.drain(..) {
-                let time = done.time;
-                let mut session = sums_handle.session(&done.capabilities[0]);
-                for (key, sum) in done.sums {
-                    if !sum.is_zero() {
-                        session.give((key, time, sum));
-                    }
+        }
+        if self.plan.rows {
+            pending.rows.push(((key, args.clone()), time, diff));
+        }
+        Ok(())
+    }
+
+    /// Sends what was summed since the last flush, at the times it was summed for.
+    pub(super) fn flush(&mut self) {
+        let mut sums_handle = self.sums_output.activate();
+        let mut distinct_handles: Vec<_> = self
+            .distinct_outputs
+            .iter_mut()
+            .map(|o| o.activate())
+            .collect();
+        let mut rows_handle = self.rows_output.activate();
+        for mut done in self.pending.drain(..) {
+            let time = done.time;
+            let capabilities = &done.capabilities;
+            let mut session = sums_handle.session(&capabilities[0]);
+            for (key, sum) in done.sums.drain() {
+                if !sum.is_zero() {
+                    session.give((key, time, sum));
                 }
-                for ((handle, pairs), capability) in distinct_handles
-                    .iter_mut()
-                    .zip(done.distinct)
-                    .zip(&done.capabilities[1..])
-                {
-                    let mut session = handle.session(capability);
-                    for (pair, diff) in pairs {
-                        if diff != 0 {
-                            session.give((pair, time, diff));
-                        }
+            }
+            for (i, (handle, pairs)) in distinct_handles
+                .iter_mut()
+                .zip(done.distinct.iter_mut())
+                .enumerate()
+            {
+                let mut session = handle.session(&capabilities[1 + i]);
+                for (pair, diff) in pairs.drain() {
+                    if diff != 0 {
+                        session.give((pair, time, diff));
                     }
                 }
             }
+            if !done.rows.is_empty() {
+                let rows_port = capabilities.len() - 1;
+                rows_handle
+                    .session(&capabilities[rows_port])
+                    .give_container(&mut done.rows);
+            }
+            self.spare.push((done.sums, done.distinct));
+        }
+    }
+}
+
+impl<C: Contribution> RowStage for KeyStage<C> {
+    fn push(
+        &mut self,
+        row: &[Value],
+        time: Time,
+        diff: Diff,
+        capabilities: &[Capability<Time>],
+    ) -> Result<(), DataError> {
+        KeyStage::push(self, row, time, diff, |port| {
+            capabilities[port].delayed(&time)
+        })
+    }
+
+    fn flush(&mut self) {
+        KeyStage::flush(self)
+    }
+}
+
+/// Renders the key stage of a reduce over `rows` as an operator of its own, with
+/// an error stream for rows whose arguments fail to evaluate.
+pub(super) fn keyed<'s, C: Contribution>(
+    rows: Rows<'s>,
+    node: usize,
+    plan: KeyPlan,
+    contribution: C,
+) -> (Keyed<'s, C::Sum>, Errors<'s>) {
+    let scope = rows.inner.scope();
+    let mut builder = OperatorBuilder::new(format!("Key %{node}"), scope);
+    let mut input = builder.new_input(rows.inner, Pipeline);
+    let (mut stage, keyed) = KeyStage::new(&mut builder, node, plan, contribution);
+    let (errors_output, errors) = builder.new_output();
+    let mut errors_output = OutputBuilder::from(errors_output);
+    builder.build(move |_| {
+        move |_frontiers| {
+            let mut errors_handle = errors_output.activate();
+            input.for_each(|cap, data| {
+                let mut errors = errors_handle.session(&cap);
+                for (row, time, diff) in data.drain(..) {
+                    if let Err(error) =
+                        stage.push(&row, time, diff, |port| cap.delayed(&time, port))
+                    {
+                        errors.give((error, time, diff));
+                    }
+                }
+            });
+            stage.flush();
         }
     });
-    Keyed {
-        sums: sums.as_collection(),
-        distinct,
-        rows: keyed_rows.as_collection(),
-        errors,
-    }
+    (keyed, errors)
 }
 
 /// Maps each update to a packed key and a diff with `f`, and sums the diffs of equal
@@ -234,7 +359,7 @@ pub(super) fn sum_by_key<'s, D, R>(
 ) -> VecCollection<'s, Time, PackedRow, R>
 where
     D: Clone + 'static,
-    R: Semigroup + Multiply<Diff, Output = R> + Clone + 'static,
+    R: Monoid + Multiply<Diff, Output = R> + Clone + 'static,
 {
     let summed = collection
         .inner
@@ -255,7 +380,7 @@ where
                             };
                             let (key, add) = f(item);
                             let add = add.multiply(&diff);
-                            add_to(&mut pending[slot].1, &key, add);
+                            add_to(&mut pending[slot].1, &key, |sum| sum.plus_equals(&add));
                         }
                     });
                     for (capability, sums) in pending.drain(..) {
@@ -303,7 +428,7 @@ mod tests {
                     distinct_args: vec![0],
                     rows: false,
                 };
-                let keyed = keyed(rows, 0, plan, |_| 1 as Diff);
+                let (keyed, _errors) = keyed(rows, 0, plan, RowCount);
                 let sink = |into: Arc<Mutex<Sums>>| {
                     move |(key, time, diff): &(PackedRow, Time, Diff)| {
                         *into

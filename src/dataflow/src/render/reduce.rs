@@ -26,10 +26,12 @@ use kappa_sql::expr::Expr;
 use kappa_sql::plan::{AggFunc, Aggregate, Column};
 use kappa_sql::{Row, ScalarType, Value};
 use serde::{Deserialize, Serialize};
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::ToStream;
 use timely::dataflow::Scope;
 
-use super::keyed::{self, KeyPlan};
+use super::fused::RowStage;
+use super::keyed::{self, Contribution, KeyPlan, KeyStage, Keyed, RowCount};
 use super::packed::PackedRow;
 use super::{Errors, Rows, UpdateSizes};
 use crate::{Diff, Time};
@@ -104,244 +106,343 @@ fn empty_value(func: AggFunc) -> Value {
     }
 }
 
-/// Renders a `Reduce` node. Each row is first turned into its packed key and its
-/// aggregates' arguments, so an argument that fails to evaluate drops its row into
-/// the error stream, as a projection would.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn reduce<'s>(
-    scope: Scope<'s, Time>,
-    sizes: &UpdateSizes,
-    rows: Rows<'s>,
+/// A `Reduce` node, analysed: which parts compute which aggregates.
+///
+/// Each row is first turned into its packed key and its aggregates' arguments by
+/// a key stage ([`keyed`]), so an argument that fails to evaluate drops its row
+/// into the error stream, as a projection would. The stage is either fused into a
+/// source ([`Reduction::key_stage`]) or an operator of its own
+/// ([`Reduction::key_operator`]); [`Reduction::render`] renders the rest.
+pub(super) struct Reduction {
     node: usize,
-    input_columns: &[Column],
-    key: &[usize],
-    aggregates: &[Aggregate],
-    output_columns: &[Column],
-) -> (Rows<'s>, Errors<'s>) {
-    let width = key.len();
-    let result_types: Vec<ScalarType> = output_columns[width..].iter().map(|c| c.ty).collect();
-    let arg_nullable: Vec<bool> = aggregates
-        .iter()
-        .map(|a| match &a.arg {
-            Expr::Column(c) => input_columns[*c].nullable,
-            Expr::Literal(v) => v.is_null(),
-            _ => true,
-        })
-        .collect();
+    key: Vec<usize>,
+    aggregates: Vec<Aggregate>,
+    /// Accumulable and distinct aggregates: `(index, function, result type)`.
+    specs: Vec<(usize, AggFunc, ScalarType)>,
+    /// Per spec, whether it is a `DISTINCT` aggregate.
+    distinct: Vec<bool>,
+    /// `MIN`/`MAX` aggregates, by index.
+    others: Vec<usize>,
+    /// Every accumulable aggregate is a row count: `isize` diffs, no vector.
+    counts_only: bool,
+    /// Whether the accumulable part is rendered (it also witnesses that a group exists).
+    sums_needed: bool,
+    plan_args: bool,
+}
 
-    // `DISTINCT` aggregates accumulate too, from their own distinct `(key, value)`
-    // collections, into the same vector: one `count_total`, no per-key merge.
-    let accumulable: Vec<usize> = (0..aggregates.len())
-        .filter(|i| strategy(&aggregates[*i]) != Strategy::MinMax)
-        .collect();
-    let others: Vec<usize> = (0..aggregates.len())
-        .filter(|i| strategy(&aggregates[*i]) == Strategy::MinMax)
-        .collect();
-    // The accumulable part also witnesses that a group exists; it is needed unless
-    // every other part is sure to have a value for every group.
-    let need_existence = others.iter().any(|i| arg_nullable[*i]) || others.is_empty();
+/// The key stage's outputs, by the kind of sum it computes.
+pub(super) enum KeyedInput<'s> {
+    Counts(Keyed<'s, Diff>),
+    Accums(Keyed<'s, Accums>),
+}
 
-    // Each part yields `(key, [(aggregate index, value)])` for the aggregates it
-    // computes; the accumulable part's list may be empty (existence only).
-    let specs: Vec<(usize, AggFunc, ScalarType)> = accumulable
-        .iter()
-        .map(|i| (*i, aggregates[*i].func, result_types[*i]))
-        .collect();
-    // A row count needs no accumulator vector: `isize` diffs, no allocation.
-    let counts_only = specs.iter().all(|(i, func, _)| {
-        !aggregates[*i].distinct
-            && (*func == AggFunc::CountStar || (*func == AggFunc::Count && !arg_nullable[*i]))
-    });
-    let needs_args = !counts_only || !others.is_empty();
-    let distinct: Vec<bool> = specs
-        .iter()
-        .map(|(i, _, _)| aggregates[*i].distinct)
-        .collect();
-    let sums_needed = !accumulable.is_empty() || need_existence;
-    let plan = KeyPlan {
-        key: key.to_vec(),
-        args: aggregates.iter().map(|a| a.arg.clone()).collect(),
-        evaluate_args: needs_args,
-        sums: sums_needed,
-        distinct_args: specs
+/// The accumulable aggregates' contribution of a row: the row count, then per
+/// aggregate its count of non-NULL arguments and their accumulated sum.
+pub(super) struct AccumsContribution {
+    specs: Vec<(usize, AggFunc, ScalarType)>,
+    distinct: Vec<bool>,
+}
+
+impl Contribution for AccumsContribution {
+    type Sum = Accums;
+    fn add(&self, sum: &mut Accums, args: &[Value], diff: Diff) {
+        let acc = &mut sum.0;
+        if acc.len() < 1 + 2 * self.specs.len() {
+            acc.resize(1 + 2 * self.specs.len(), 0);
+        }
+        let diff = diff as i128;
+        acc[0] += diff;
+        for (slot, ((i, func, ty), distinct)) in self.specs.iter().zip(&self.distinct).enumerate() {
+            let v = &args[*i];
+            let (count, value) = match func {
+                // Distinct aggregates accumulate from their own distinct pairs.
+                _ if *distinct => continue,
+                AggFunc::CountStar => (1, 0),
+                _ if v.is_null() => continue,
+                _ => (1, accumulate(*func, *ty, v)),
+            };
+            acc[1 + 2 * slot] += count * diff;
+            acc[2 + 2 * slot] += value * diff;
+        }
+    }
+}
+
+impl Reduction {
+    pub(super) fn new(
+        node: usize,
+        input_columns: &[Column],
+        key: &[usize],
+        aggregates: &[Aggregate],
+        output_columns: &[Column],
+    ) -> Self {
+        let width = key.len();
+        let result_types: Vec<ScalarType> = output_columns[width..].iter().map(|c| c.ty).collect();
+        let arg_nullable: Vec<bool> = aggregates
             .iter()
-            .filter(|(i, _, _)| aggregates[*i].distinct)
-            .map(|(i, _, _)| *i)
-            .collect(),
-        rows: !others.is_empty(),
-    };
-    // With no MIN/MAX, the accumulable part computes every aggregate, in order, and
-    // its output becomes the view's rows in one step.
-    let single_part = others.is_empty();
-    let finish_values = {
-        let specs = specs.clone();
-        move |acc: &[i128], out: &mut Row| {
-            for (slot, (_, func, ty)) in specs.iter().enumerate() {
-                // A plain count carries only the row count, which is every count's
-                // value in that case.
-                let (count, sum) = if counts_only {
-                    (acc[0], 0)
-                } else {
-                    (acc[1 + 2 * slot], acc[2 + 2 * slot])
-                };
-                let count = i64::try_from(count).unwrap_or(i64::MAX);
-                out.push(finish(*func, *ty, sum, count));
-            }
-        }
-    };
-    let slots: Vec<usize> = specs.iter().map(|(i, _, _)| *i).collect();
-    let as_part = {
-        let finish_values = finish_values.clone();
-        move |key: PackedRow, acc: &[i128]| {
-            let mut values = Row::with_capacity(slots.len());
-            finish_values(acc, &mut values);
-            (key, slots.iter().copied().zip(values).collect::<Vec<_>>())
-        }
-    };
-
-    let mut parts: Vec<Part<'s>> = Vec::new();
-    let (counted, projected, errors): (Option<Rows<'s>>, _, _) = if counts_only {
-        let keyed = keyed::keyed(rows, node, plan, |_| 1 as Diff);
-        let counted = sizes
-            .arrange_by_self(keyed.sums, &format!("Count %{node}"))
-            .count_total();
-        let counted = if single_part {
-            Some(counted.map(move |(key, n): (PackedRow, Diff)| {
-                let mut row = key.unpack();
-                finish_values(&[n as i128], &mut row);
-                row
-            }))
-        } else {
-            if sums_needed {
-                parts.push(counted.map(move |(key, n)| as_part(key, &[n as i128])));
-            }
-            None
-        };
-        (counted, keyed.rows, keyed.errors)
-    } else {
-        let contribution = {
-            let (specs, distinct) = (specs.clone(), distinct.clone());
-            move |args: &[Value]| {
-                let mut acc = Vec::with_capacity(1 + 2 * specs.len());
-                acc.push(1i128);
-                for ((i, func, ty), distinct) in specs.iter().zip(&distinct) {
-                    let v = &args[*i];
-                    match func {
-                        _ if *distinct => acc.extend([0, 0]),
-                        AggFunc::CountStar => acc.extend([1, 0]),
-                        _ if v.is_null() => acc.extend([0, 0]),
-                        _ => acc.extend([1, accumulate(*func, *ty, v)]),
-                    }
-                }
-                Accums(acc)
-            }
-        };
-        let keyed = keyed::keyed(rows, node, plan, contribution);
-        let mut inputs = vec![keyed.sums];
-        let distinct_specs = specs
+            .map(|a| match &a.arg {
+                Expr::Column(c) => input_columns[*c].nullable,
+                Expr::Literal(v) => v.is_null(),
+                _ => true,
+            })
+            .collect();
+        // `DISTINCT` aggregates accumulate too, from their own distinct `(key, value)`
+        // collections, into the same vector: one `count_total`, no per-key merge.
+        let accumulable: Vec<usize> = (0..aggregates.len())
+            .filter(|i| strategy(&aggregates[*i]) != Strategy::MinMax)
+            .collect();
+        let others: Vec<usize> = (0..aggregates.len())
+            .filter(|i| strategy(&aggregates[*i]) == Strategy::MinMax)
+            .collect();
+        // The accumulable part also witnesses that a group exists; it is needed unless
+        // every other part is sure to have a value for every group.
+        let need_existence = others.iter().any(|i| arg_nullable[*i]) || others.is_empty();
+        let specs: Vec<(usize, AggFunc, ScalarType)> = accumulable
             .iter()
-            .copied()
-            .enumerate()
-            .filter(|(slot, _)| distinct[*slot]);
-        for (pairs, (slot, (_, func, ty))) in keyed.distinct.into_iter().zip(distinct_specs) {
-            let slots = specs.len();
-            let name = format!("Distinct %{node}.{slot}");
-            let pairs = sizes.arrange_by_self(pairs, &name).distinct_total();
-            // Each new distinct value adds one to its key's count: summed per key
-            // before the accumulating arrangement, not one update per value.
-            let name = format!("Sum distinct %{node}.{slot}");
-            inputs.push(keyed::sum_by_key(pairs, &name, move |pair: PackedRow| {
-                let (key, v) = pair.split_last(width);
-                let mut acc = vec![0i128; 1 + 2 * slots];
-                acc[1 + 2 * slot] = 1;
-                if func != AggFunc::Count {
-                    acc[2 + 2 * slot] = accumulate(func, ty, &v);
-                }
-                (key, Accums(acc))
-            }));
+            .map(|i| (*i, aggregates[*i].func, result_types[*i]))
+            .collect();
+        let counts_only = specs.iter().all(|(i, func, _)| {
+            !aggregates[*i].distinct
+                && (*func == AggFunc::CountStar || (*func == AggFunc::Count && !arg_nullable[*i]))
+        });
+        let distinct = specs
+            .iter()
+            .map(|(i, _, _)| aggregates[*i].distinct)
+            .collect();
+        Reduction {
+            node,
+            key: key.to_vec(),
+            aggregates: aggregates.to_vec(),
+            plan_args: !counts_only || !others.is_empty(),
+            sums_needed: !accumulable.is_empty() || need_existence,
+            specs,
+            distinct,
+            others,
+            counts_only,
         }
-        let all = differential_dataflow::collection::concatenate(scope, inputs);
-        let counted = sizes
-            .arrange_by_self(all, &format!("Accumulate %{node}"))
-            .count_total();
-        let counted = if single_part {
-            Some(counted.map(move |(key, acc): (PackedRow, Accums)| {
-                let mut row = key.unpack();
-                finish_values(&acc.0, &mut row);
-                row
-            }))
-        } else {
-            parts.push(counted.map(move |(key, acc): (PackedRow, Accums)| as_part(key, &acc.0)));
-            None
-        };
-        (counted, keyed.rows, keyed.errors)
-    };
-    for &i in &others {
-        let aggregate = &aggregates[i];
-        let func = aggregate.func;
-        let values = projected
-            .clone()
-            .flat_map(move |(key, mut args): (PackedRow, Row)| {
-                let v = std::mem::replace(&mut args[i], Value::Null);
-                (!v.is_null()).then_some((key, v))
-            });
-        let part = match strategy(aggregate) {
-            Strategy::MinMax => values
-                .reduce(
-                    move |_key, vals: &[(&Value, Diff)], out: &mut Vec<(Value, Diff)>| {
-                        // Values arrive sorted; every one present has a positive count.
-                        let pick = if func == AggFunc::Min {
-                            vals.first()
-                        } else {
-                            vals.last()
-                        };
-                        if let Some((v, _)) = pick {
-                            out.push(((*v).clone(), 1));
-                        }
-                    },
-                )
-                .map(move |(key, v)| (key, vec![(i, v)])),
-            Strategy::Accumulable | Strategy::Distinct => {
-                unreachable!("accumulable and distinct aggregates are rendered above")
-            }
-        };
-        parts.push(part);
     }
 
-    let funcs: Vec<AggFunc> = aggregates.iter().map(|a| a.func).collect();
-    let grouped: Rows<'s> = match counted {
-        Some(rows) => rows,
-        None => {
-            let mut all = parts.pop().expect("a MIN/MAX part");
-            for part in parts {
-                all = all.concat(part);
-            }
-            let funcs = funcs.clone();
-            all.reduce(
-                move |_key, parts: &[(&Vec<(usize, Value)>, Diff)], out: &mut Vec<(Row, Diff)>| {
-                    let mut values: Vec<Value> = funcs.iter().map(|f| empty_value(*f)).collect();
-                    for (part, _) in parts {
-                        for (i, v) in part.iter() {
-                            values[*i] = v.clone();
-                        }
-                    }
-                    out.push((values, 1));
-                },
-            )
-            .map(|(key, values)| {
-                let mut row = key.unpack();
-                row.extend(values);
-                row
-            })
+    fn key_plan(&self) -> KeyPlan {
+        KeyPlan {
+            key: self.key.clone(),
+            args: self.aggregates.iter().map(|a| a.arg.clone()).collect(),
+            evaluate_args: self.plan_args,
+            sums: self.sums_needed,
+            distinct_args: self
+                .specs
+                .iter()
+                .zip(&self.distinct)
+                .filter(|(_, distinct)| **distinct)
+                .map(|((i, _, _), _)| *i)
+                .collect(),
+            rows: !self.others.is_empty(),
         }
-    };
+    }
 
-    let output = if key.is_empty() {
-        with_default_row(scope, grouped, &funcs)
-    } else {
-        grouped
-    };
-    (output, errors)
+    fn accums(&self) -> AccumsContribution {
+        AccumsContribution {
+            specs: self.specs.clone(),
+            distinct: self.distinct.clone(),
+        }
+    }
+
+    /// The key stage as ports of `builder`, for an operator that feeds it rows.
+    pub(super) fn key_stage<'s>(
+        &self,
+        builder: &mut OperatorBuilder<'s, Time>,
+    ) -> (Box<dyn RowStage>, KeyedInput<'s>) {
+        if self.counts_only {
+            let (stage, keyed) = KeyStage::new(builder, self.node, self.key_plan(), RowCount);
+            (Box::new(stage), KeyedInput::Counts(keyed))
+        } else {
+            let (stage, keyed) = KeyStage::new(builder, self.node, self.key_plan(), self.accums());
+            (Box::new(stage), KeyedInput::Accums(keyed))
+        }
+    }
+
+    /// The key stage as an operator of its own over `rows`.
+    pub(super) fn key_operator<'s>(&self, rows: Rows<'s>) -> (KeyedInput<'s>, Errors<'s>) {
+        if self.counts_only {
+            let (keyed, errors) = keyed::keyed(rows, self.node, self.key_plan(), RowCount);
+            (KeyedInput::Counts(keyed), errors)
+        } else {
+            let (keyed, errors) = keyed::keyed(rows, self.node, self.key_plan(), self.accums());
+            (KeyedInput::Accums(keyed), errors)
+        }
+    }
+
+    /// Renders the reduce after its key stage.
+    pub(super) fn render<'s>(
+        &self,
+        scope: Scope<'s, Time>,
+        sizes: &UpdateSizes,
+        keyed: KeyedInput<'s>,
+    ) -> Rows<'s> {
+        let node = self.node;
+        let width = self.key.len();
+        let counts_only = self.counts_only;
+        // With no MIN/MAX, the accumulable part computes every aggregate, in order,
+        // and its output becomes the view's rows in one step.
+        let single_part = self.others.is_empty();
+        let finish_values = {
+            let specs = self.specs.clone();
+            move |acc: &[i128], out: &mut Row| {
+                for (slot, (_, func, ty)) in specs.iter().enumerate() {
+                    // A plain count carries only the row count, which is every count's
+                    // value in that case.
+                    let (count, sum) = if counts_only {
+                        (acc[0], 0)
+                    } else {
+                        (acc[1 + 2 * slot], acc[2 + 2 * slot])
+                    };
+                    let count = i64::try_from(count).unwrap_or(i64::MAX);
+                    out.push(finish(*func, *ty, sum, count));
+                }
+            }
+        };
+        let slots: Vec<usize> = self.specs.iter().map(|(i, _, _)| *i).collect();
+        let as_part = {
+            let finish_values = finish_values.clone();
+            move |key: PackedRow, acc: &[i128]| {
+                let mut values = Row::with_capacity(slots.len());
+                finish_values(acc, &mut values);
+                (key, slots.iter().copied().zip(values).collect::<Vec<_>>())
+            }
+        };
+
+        let mut parts: Vec<Part<'s>> = Vec::new();
+        let (counted, projected): (Option<Rows<'s>>, _) = match keyed {
+            KeyedInput::Counts(keyed) => {
+                let counted = sizes
+                    .arrange_by_self(keyed.sums, &format!("Count %{node}"))
+                    .count_total();
+                let counted = if single_part {
+                    Some(counted.map(move |(key, n): (PackedRow, Diff)| {
+                        let mut row = key.unpack();
+                        finish_values(&[n as i128], &mut row);
+                        row
+                    }))
+                } else {
+                    if self.sums_needed {
+                        parts.push(counted.map(move |(key, n)| as_part(key, &[n as i128])));
+                    }
+                    None
+                };
+                (counted, keyed.rows)
+            }
+            KeyedInput::Accums(keyed) => {
+                let mut inputs = vec![keyed.sums];
+                let distinct_specs = self
+                    .specs
+                    .iter()
+                    .copied()
+                    .enumerate()
+                    .filter(|(slot, _)| self.distinct[*slot]);
+                for (pairs, (slot, (_, func, ty))) in keyed.distinct.into_iter().zip(distinct_specs)
+                {
+                    let slots = self.specs.len();
+                    let name = format!("Distinct %{node}.{slot}");
+                    let pairs = sizes.arrange_by_self(pairs, &name).distinct_total();
+                    // Each new distinct value adds one to its key's count: summed per
+                    // key before the accumulating arrangement, not one update per value.
+                    let name = format!("Sum distinct %{node}.{slot}");
+                    inputs.push(keyed::sum_by_key(pairs, &name, move |pair: PackedRow| {
+                        let (key, v) = pair.split_last(width);
+                        let mut acc = vec![0i128; 1 + 2 * slots];
+                        acc[1 + 2 * slot] = 1;
+                        if func != AggFunc::Count {
+                            acc[2 + 2 * slot] = accumulate(func, ty, &v);
+                        }
+                        (key, Accums(acc))
+                    }));
+                }
+                let all = differential_dataflow::collection::concatenate(scope, inputs);
+                let counted = sizes
+                    .arrange_by_self(all, &format!("Accumulate %{node}"))
+                    .count_total();
+                let counted = if single_part {
+                    Some(counted.map(move |(key, acc): (PackedRow, Accums)| {
+                        let mut row = key.unpack();
+                        finish_values(&acc.0, &mut row);
+                        row
+                    }))
+                } else {
+                    parts.push(
+                        counted.map(move |(key, acc): (PackedRow, Accums)| as_part(key, &acc.0)),
+                    );
+                    None
+                };
+                (counted, keyed.rows)
+            }
+        };
+        for &i in &self.others {
+            let aggregate = &self.aggregates[i];
+            let func = aggregate.func;
+            let values = projected
+                .clone()
+                .flat_map(move |(key, mut args): (PackedRow, Row)| {
+                    let v = std::mem::replace(&mut args[i], Value::Null);
+                    (!v.is_null()).then_some((key, v))
+                });
+            let part = match strategy(aggregate) {
+                Strategy::MinMax => values
+                    .reduce(
+                        move |_key, vals: &[(&Value, Diff)], out: &mut Vec<(Value, Diff)>| {
+                            // Values arrive sorted; every one present has a positive count.
+                            let pick = if func == AggFunc::Min {
+                                vals.first()
+                            } else {
+                                vals.last()
+                            };
+                            if let Some((v, _)) = pick {
+                                out.push(((*v).clone(), 1));
+                            }
+                        },
+                    )
+                    .map(move |(key, v)| (key, vec![(i, v)])),
+                Strategy::Accumulable | Strategy::Distinct => {
+                    unreachable!("accumulable and distinct aggregates are rendered above")
+                }
+            };
+            parts.push(part);
+        }
+
+        let funcs: Vec<AggFunc> = self.aggregates.iter().map(|a| a.func).collect();
+        let grouped: Rows<'s> = match counted {
+            Some(rows) => rows,
+            None => {
+                let mut all = parts.pop().expect("a MIN/MAX part");
+                for part in parts {
+                    all = all.concat(part);
+                }
+                let funcs = funcs.clone();
+                all.reduce(
+                    move |_key,
+                          parts: &[(&Vec<(usize, Value)>, Diff)],
+                          out: &mut Vec<(Row, Diff)>| {
+                        let mut values: Vec<Value> =
+                            funcs.iter().map(|f| empty_value(*f)).collect();
+                        for (part, _) in parts {
+                            for (i, v) in part.iter() {
+                                values[*i] = v.clone();
+                            }
+                        }
+                        out.push((values, 1));
+                    },
+                )
+                .map(|(key, values)| {
+                    let mut row = key.unpack();
+                    row.extend(values);
+                    row
+                })
+            }
+        };
+
+        if self.key.is_empty() {
+            with_default_row(scope, grouped, &funcs)
+        } else {
+            grouped
+        }
+    }
 }
 
 /// Adds the row a global aggregate has over no input (`COUNT` 0, others NULL)

@@ -72,15 +72,62 @@ pub(super) fn eval_error(node: usize, error: &EvalError, row: &[Value]) -> DataE
     }
 }
 
+/// Evaluates `exprs` over `row` into `out`, which is cleared first.
+pub(super) fn project_into(exprs: &[Expr], row: &[Value], out: &mut Row) -> Result<(), EvalError> {
+    out.clear();
+    exprs
+        .iter()
+        .try_for_each(|e| e.eval(row).map(|v| out.push(v)))
+}
+
+/// Whether `predicate` is `TRUE` for `row`.
+pub(super) fn holds(predicate: &Expr, row: &[Value]) -> Result<bool, EvalError> {
+    predicate.eval(row).map(|v| is_true(&v))
+}
+
+/// Calls `each` with every value `func` produces for `row` (none for a NULL).
+pub(super) fn table_values(
+    func: &TableFunc,
+    row: &[Value],
+    mut each: impl FnMut(&str),
+) -> Result<(), EvalError> {
+    let TableFunc::Split { expr, delimiter } = func;
+    let Value::Text(text) = expr.eval(row)? else {
+        return Ok(());
+    };
+    if delimiter.is_empty() {
+        text.split_whitespace().for_each(each);
+    } else {
+        text.split(delimiter.as_str())
+            .filter(|p| !p.is_empty())
+            .for_each(&mut each);
+    }
+    Ok(())
+}
+
+/// The `(start, end)` of every event-time window covering `row`'s time column
+/// (none when it is not a timestamp).
+pub(super) fn row_windows(
+    row: &[Value],
+    time_column: usize,
+    size_ms: i64,
+    slide_ms: i64,
+) -> impl Iterator<Item = (i64, i64)> {
+    let ts = match row[time_column] {
+        Value::Timestamp(ts) => Some(ts),
+        _ => None,
+    };
+    ts.into_iter()
+        .flat_map(move |ts| window_starts(ts, size_ms, slide_ms))
+        .map(move |start| (start, start + size_ms))
+}
+
 /// Projection: each row becomes the values of `exprs`.
 pub(super) fn map<'s>(rows: Rows<'s>, node: usize, exprs: Vec<Expr>) -> (Rows<'s>, Errors<'s>) {
     fallible(rows, node, move |row| {
-        match exprs
-            .iter()
-            .map(|e| e.eval(&row))
-            .collect::<Result<Row, _>>()
-        {
-            Ok(out) => Ok(Some(out)),
+        let mut out = Row::with_capacity(exprs.len());
+        match project_into(&exprs, &row, &mut out) {
+            Ok(()) => Ok(Some(out)),
             Err(e) => Err((e, row)),
         }
     })
@@ -88,9 +135,9 @@ pub(super) fn map<'s>(rows: Rows<'s>, node: usize, exprs: Vec<Expr>) -> (Rows<'s
 
 /// Keeps the rows whose predicate is `TRUE`.
 pub(super) fn filter<'s>(rows: Rows<'s>, node: usize, predicate: Expr) -> (Rows<'s>, Errors<'s>) {
-    fallible(rows, node, move |row| match predicate.eval(&row) {
-        Ok(v) if is_true(&v) => Ok(Some(row)),
-        Ok(_) => Ok(None),
+    fallible(rows, node, move |row| match holds(&predicate, &row) {
+        Ok(true) => Ok(Some(row)),
+        Ok(false) => Ok(None),
         Err(e) => Err((e, row)),
     })
 }
@@ -98,27 +145,15 @@ pub(super) fn filter<'s>(rows: Rows<'s>, node: usize, predicate: Expr) -> (Rows<
 /// Each row extended by each value of a table function.
 pub(super) fn flat_map<'s>(rows: Rows<'s>, node: usize, func: TableFunc) -> (Rows<'s>, Errors<'s>) {
     fallible(rows, node, move |row| {
-        let TableFunc::Split { expr, delimiter } = &func;
-        let text = match expr.eval(&row) {
-            Ok(Value::Text(t)) => t,
-            Ok(_) => return Ok(Vec::new()),
-            Err(e) => return Err((e, row)),
-        };
-        let pieces: Vec<&str> = if delimiter.is_empty() {
-            text.split_whitespace().collect()
-        } else {
-            text.split(delimiter.as_str())
-                .filter(|p| !p.is_empty())
-                .collect()
-        };
-        Ok(pieces
-            .into_iter()
-            .map(|piece| {
-                let mut out = row.clone();
-                out.push(Value::text(piece));
-                out
-            })
-            .collect::<Vec<_>>())
+        let mut out = Vec::new();
+        match table_values(&func, &row, |piece| {
+            let mut extended = row.clone();
+            extended.push(Value::text(piece));
+            out.push(extended);
+        }) {
+            Ok(()) => Ok(out),
+            Err(e) => Err((e, row)),
+        }
     })
 }
 
@@ -133,20 +168,18 @@ pub(super) fn window<'s>(
 ) -> Rows<'s> {
     rows.flat_map(move |mut row| {
         let mut out: SmallVec<[Row; 1]> = SmallVec::new();
-        let Value::Timestamp(ts) = row[time_column] else {
-            return out;
-        };
-        let mut starts = window_starts(ts, size_ms, slide_ms).peekable();
-        while let Some(start) = starts.next() {
-            let window = [Value::Timestamp(start), Value::Timestamp(start + size_ms)];
-            if starts.peek().is_some() {
+        let mut windows = row_windows(&row, time_column, size_ms, slide_ms).peekable();
+        while let Some((start, end)) = windows.next() {
+            let window = [Value::Timestamp(start), Value::Timestamp(end)];
+            if windows.peek().is_some() {
                 let mut copy = Vec::with_capacity(row.len() + 2);
                 copy.extend_from_slice(&row);
                 copy.extend(window);
                 out.push(copy);
             } else {
                 row.extend(window);
-                out.push(std::mem::take(&mut row));
+                out.push(row);
+                break;
             }
         }
         out

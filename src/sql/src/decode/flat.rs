@@ -17,14 +17,15 @@
 use super::{convert, JsonDecoder, ObjectShape, Scalar, Slot, ROW_HEADROOM};
 use crate::types::{Row, Value};
 
-/// Decodes `payload` if it is an object the fast path handles.
-pub(super) fn decode(decoder: &JsonDecoder, payload: &[u8]) -> Option<Row> {
+/// Decodes `payload` into `row` if it is an object the fast path handles.
+pub(super) fn decode_into(decoder: &JsonDecoder, payload: &[u8], row: &mut Row) -> Option<()> {
     let text = std::str::from_utf8(payload).ok()?;
     let mut scan = Scan { text, pos: 0 };
-    let mut row: Row = Vec::with_capacity(decoder.types.len() + ROW_HEADROOM);
+    row.clear();
+    row.reserve(decoder.types.len() + ROW_HEADROOM);
     row.resize(decoder.types.len(), Value::Null);
     scan.whitespace();
-    scan.object(decoder, &decoder.root, &mut row)?;
+    scan.object(decoder, &decoder.root, row)?;
     scan.whitespace();
     if scan.pos != text.len() {
         return None;
@@ -32,9 +33,16 @@ pub(super) fn decode(decoder: &JsonDecoder, payload: &[u8]) -> Option<Row> {
     let missing = decoder
         .required
         .iter()
-        .zip(&row)
+        .zip(row.iter())
         .any(|(required, value)| *required && value.is_null());
-    (!missing).then_some(row)
+    (!missing).then_some(())
+}
+
+/// Decodes `payload` into a new row if it is an object the fast path handles.
+#[cfg(test)]
+fn decode(decoder: &JsonDecoder, payload: &[u8]) -> Option<Row> {
+    let mut row = Row::new();
+    decode_into(decoder, payload, &mut row).map(|()| row)
 }
 
 /// A position in a payload known to be UTF-8.

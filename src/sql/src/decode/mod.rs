@@ -138,10 +138,20 @@ impl JsonDecoder {
 
     /// Decodes one payload.
     pub fn decode(&self, payload: &[u8]) -> Result<Row, DecodeError> {
-        match flat::decode(self, payload) {
-            Some(row) => Ok(row),
-            None => self.decode_with_serde(payload),
+        let mut row = Row::with_capacity(self.types.len() + ROW_HEADROOM);
+        self.decode_into(payload, &mut row)?;
+        Ok(row)
+    }
+
+    /// Decodes one payload into `row`, replacing what it held: a caller that decodes
+    /// record after record into one buffer allocates no row per record. On an error
+    /// `row` holds no meaningful values.
+    pub fn decode_into(&self, payload: &[u8], row: &mut Row) -> Result<(), DecodeError> {
+        if flat::decode_into(self, payload, row).is_some() {
+            return Ok(());
         }
+        *row = self.decode_with_serde(payload)?;
+        Ok(())
     }
 
     /// The general path, and the one that explains every failure: serde_json.
