@@ -606,6 +606,9 @@ fn config(workers: usize, batch: usize, bounded: bool, write_outputs: bool) -> R
     let mut config = RunConfig::threads(workers);
     config.source.bounded = bounded;
     config.source.max_batch_records = batch;
+    // Spans of a few batches: times shared across reads, closed by size and by
+    // catching up, within one run.
+    config.source.catch_up_span_records = 2 * batch + 1;
     config.write_outputs = write_outputs;
     config
 }

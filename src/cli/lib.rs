@@ -4,6 +4,7 @@
 //! Adding a command: a module under `commands/` with an `Args` (or `Subcommand`) type and
 //! a `run(&Context, args)` function, one variant in [`Command`], one arm in [`run`].
 
+pub mod allocator;
 pub mod client;
 pub mod commands;
 pub mod metrics;

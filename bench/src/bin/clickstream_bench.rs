@@ -78,6 +78,8 @@ impl CaseResult {
 }
 
 fn main() -> Result<(), Error> {
+    // As the `kappa` binary does (a no-op for the system allocator).
+    kappa::allocator::tune();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flag = |name: &str| args.iter().any(|a| a == name);
     let value = |name: &str| {

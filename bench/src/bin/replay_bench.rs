@@ -74,6 +74,7 @@ struct Settings {
 }
 
 fn main() -> Result<(), Error> {
+    kappa::allocator::tune();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let value = |name: &str| {
         args.iter()

@@ -64,6 +64,10 @@ pub struct SourceConfig {
     /// workers lags wall-clock time by more than this (see [`crate::pacer`]).
     #[serde(default = "default_live_lag_bound")]
     pub live_lag_bound: Duration,
+    /// While behind (replaying, catching up), up to this many records read by one
+    /// worker share one logical time, over several activations ([`Span`]).
+    #[serde(default = "default_catch_up_span_records")]
+    pub catch_up_span_records: usize,
 }
 
 /// Steering of a running version's sources, changed by sequenced commands on every
@@ -118,8 +122,13 @@ impl Default for SourceConfig {
             bounded: false,
             throttled_batch_records: 2_048,
             live_lag_bound: default_live_lag_bound(),
+            catch_up_span_records: default_catch_up_span_records(),
         }
     }
+}
+
+fn default_catch_up_span_records() -> usize {
+    262_144
 }
 
 fn default_live_lag_bound() -> Duration {
@@ -138,6 +147,24 @@ const STARVATION_LIMIT: Duration = Duration::from_millis(50);
 /// of the wall clock; it never delays a batch (frontiers follow capabilities, which
 /// move past a batch's time as soon as it is sent).
 pub const TIME_QUANTUM_MS: u64 = 5;
+
+/// A logical time kept open over several activations while the source is behind.
+///
+/// Work downstream of a source is per logical time as much as per record: each
+/// time a key changes, its count moves in an arrangement, a retraction and an
+/// insertion reach the view and its subscribers, a top-k group is selected
+/// again. Live, a time per batch keeps latency low. Behind — replaying a log from
+/// offset zero, catching up after a restart — nobody waits on a single batch, so
+/// the batches of a span share one time: the fused key stages sum the whole span
+/// before they send anything, and everything after them sees one change per key
+/// per span. The span closes (its time is released) once it holds
+/// `catch_up_span_records`, when a read finds the source caught up, or when reading
+/// pauses; so a span adds no latency to a live pipeline, and while behind it delays
+/// results by one span, about a quarter-million records per worker by default.
+struct Span {
+    time: Time,
+    records: usize,
+}
 
 /// `ms` rounded up to a multiple of [`TIME_QUANTUM_MS`].
 fn aligned_time(ms: u64) -> u64 {
@@ -309,6 +336,7 @@ pub(crate) fn render_source<'s>(
         // Every record is decoded into this one row, which the sink reads by reference.
         let mut row = Row::new();
         let mut failed = Vec::new();
+        let mut span: Option<Span> = None;
         move |_frontiers| {
             if capabilities.is_empty() {
                 return;
@@ -333,7 +361,10 @@ pub(crate) fn render_source<'s>(
                 return;
             }
             last_read = Instant::now();
-            let time = aligned_time(now_ms().max(*capabilities[0].time()));
+            let time = match &span {
+                Some(span) => span.time,
+                None => aligned_time(now_ms().max(*capabilities[0].time())),
+            };
             // A paced replay batch is shared among the partitions read.
             let paced_records = (pacer.batch_records() / readers.len().max(1)).max(1);
             // Caught up (the last read found less than a full batch), one batch in
@@ -349,7 +380,7 @@ pub(crate) fn render_source<'s>(
             let mut progress_handle = progress_output.activate();
             let mut errors_session = errors_handle.session(&capabilities[0]);
             let mut progress_session = progress_handle.session(&capabilities[1]);
-            let (mut emitted, mut more) = (false, false);
+            let (mut emitted, mut more, mut read) = (false, false, 0);
             for reader in readers.iter_mut() {
                 if reader.finished() {
                     continue;
@@ -468,16 +499,27 @@ pub(crate) fn render_source<'s>(
                 reader.next_offset = records.next_offset();
                 progress.next_offset = reader.next_offset;
                 progress.watermark_ms = reader.lateness.watermark();
+                read += records.len();
                 progress_session.give((progress, time, 1));
                 emitted = true;
                 // A full batch suggests more is waiting: come back soon.
                 more |= records.len() >= limit && !reader.finished();
             }
             drop((errors_session, progress_session));
+            let finished = readers.iter().all(PartitionReader::finished);
+            let spanned = span.as_ref().map_or(0, |s| s.records) + read;
+            if more && !throttled && !finished && spanned < config.catch_up_span_records {
+                // Behind: the next batch joins this one's time.
+                sink.flush_rows(&capabilities);
+                span = Some(Span { time, records: spanned });
+                activator.activate();
+                return;
+            }
             sink.flush(&capabilities);
-            if emitted {
+            if emitted || span.is_some() {
                 in_flight.push_back(time);
             }
+            span = None;
             // Nothing more is emitted at `time`, read or not: later batches take a
             // later aligned time.
             let next = time + 1;
@@ -487,7 +529,7 @@ pub(crate) fn render_source<'s>(
             if emitted {
                 behind = more;
             }
-            if readers.iter().all(PartitionReader::finished) {
+            if finished {
                 capabilities.clear();
             } else if more {
                 activator.activate();

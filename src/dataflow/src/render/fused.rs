@@ -166,7 +166,17 @@ impl FusedSink {
     /// Sends everything taken since the last flush; `capabilities` as for `push`.
     pub(crate) fn flush(&mut self, capabilities: &[Capability<Time>]) {
         for root in &mut self.roots {
-            root.flush(capabilities);
+            root.flush(capabilities, true);
+        }
+    }
+
+    /// Sends the rows taken for materialized nodes, and keeps what the key stages
+    /// summed for a later [`FusedSink::flush`]: sums grow with distinct keys, rows with
+    /// every record, so a source that keeps a time open over several reads sends rows
+    /// as it goes.
+    pub(crate) fn flush_rows(&mut self, capabilities: &[Capability<Time>]) {
+        for root in &mut self.roots {
+            root.flush(capabilities, false);
         }
     }
 }
@@ -330,11 +340,16 @@ impl FusedNode {
         }
     }
 
-    fn flush(&mut self, capabilities: &[Capability<Time>]) {
+    /// Flushes the rows ports below, and the key stages when `stages` is set.
+    fn flush(&mut self, capabilities: &[Capability<Time>], stages: bool) {
         for consumer in &mut self.consumers {
             match consumer {
-                Consumer::Node(node) => node.flush(capabilities),
-                Consumer::Stage(stage) => stage.flush(),
+                Consumer::Node(node) => node.flush(capabilities, stages),
+                Consumer::Stage(stage) => {
+                    if stages {
+                        stage.flush()
+                    }
+                }
                 Consumer::Rows(port) => {
                     if !port.buffer.is_empty() {
                         port.output

@@ -8,7 +8,10 @@
 //!   sends 2k updates, not 16k, through the exchange and the arrangement's
 //!   batcher — the batcher sorts what it receives, and sorting is the largest
 //!   per-update cost of an arrangement;
-//! - each `DISTINCT` aggregate's `(key, value)` pairs are likewise consolidated;
+//! - each `DISTINCT` aggregate's `(key, value)` pairs are packed and sent as they
+//!   are: pairs repeat little within a batch (most are a user's first visit of a
+//!   page), so a map would cost more than it saves; the arrangement's batcher
+//!   consolidates what does repeat;
 //! - rows for `MIN`/`MAX` pass through as `(key, arguments)`, only when such an
 //!   aggregate exists.
 //!
@@ -26,7 +29,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use differential_dataflow::difference::{IsZero, Monoid, Multiply, Semigroup};
+use differential_dataflow::difference::{IsZero, Monoid, Semigroup};
 use differential_dataflow::{AsCollection, VecCollection};
 use kappa_sql::expr::Expr;
 use kappa_sql::{Row, Value};
@@ -123,8 +126,8 @@ fn add_to<R: Monoid>(sums: &mut PackedMap<R>, key: &PackedRow, add: impl FnOnce(
 /// An output port of an operator built by hand, sending vectors of `D`.
 pub(super) type Port<D> = OutputBuilder<Time, CapacityContainerBuilder<Vec<D>>>;
 
-/// A stage's maps for one time: the sums, and each `DISTINCT` aggregate's pairs.
-type Maps<R> = (PackedMap<R>, Vec<PackedMap<Diff>>);
+/// A stage's buffers for one time: the sums, and each `DISTINCT` aggregate's pairs.
+type Maps<R> = (PackedMap<R>, Vec<Vec<(PackedRow, Time, Diff)>>);
 
 /// What a stage has summed for one time since it was last flushed.
 struct Pending<R> {
@@ -132,7 +135,7 @@ struct Pending<R> {
     /// Capabilities at `time` for the sums port, each distinct port and the rows port.
     capabilities: Vec<Capability<Time>>,
     sums: PackedMap<R>,
-    distinct: Vec<PackedMap<Diff>>,
+    distinct: Vec<Vec<(PackedRow, Time, Diff)>>,
     rows: Vec<((PackedRow, Row), Time, Diff)>,
 }
 
@@ -212,7 +215,7 @@ impl<C: Contribution> KeyStage<C> {
             Some(slot) => slot,
             None => {
                 let (sums, distinct) = self.spare.pop().unwrap_or_else(|| {
-                    let distinct = vec![PackedMap::default(); self.plan.distinct_args.len()];
+                    let distinct = vec![Vec::new(); self.plan.distinct_args.len()];
                     (PackedMap::default(), distinct)
                 });
                 self.pending.push(Pending {
@@ -239,9 +242,9 @@ impl<C: Contribution> KeyStage<C> {
         }
         let pending = &mut self.pending[slot];
         let key = PackedRow::pack(self.plan.key.iter().map(|c| &row[*c]));
-        for (map, arg) in pending.distinct.iter_mut().zip(&self.plan.distinct_args) {
+        for (pairs, arg) in pending.distinct.iter_mut().zip(&self.plan.distinct_args) {
             if !args[*arg].is_null() {
-                *map.entry(key.with(&args[*arg])).or_insert(0) += diff;
+                pairs.push((key.with(&args[*arg]), time, diff));
             }
         }
         if self.plan.sums {
@@ -279,11 +282,8 @@ impl<C: Contribution> KeyStage<C> {
                 .zip(done.distinct.iter_mut())
                 .enumerate()
             {
-                let mut session = handle.session(&capabilities[1 + i]);
-                for (pair, diff) in pairs.drain() {
-                    if diff != 0 {
-                        session.give((pair, time, diff));
-                    }
+                if !pairs.is_empty() {
+                    handle.session(&capabilities[1 + i]).give_container(pairs);
                 }
             }
             if !done.rows.is_empty() {
@@ -348,18 +348,19 @@ pub(super) fn keyed<'s, C: Contribution>(
     (keyed, errors)
 }
 
-/// Maps each update to a packed key and a diff with `f`, and sums the diffs of equal
-/// keys per time within each activation: the pre-aggregation of [`keyed`], for a
-/// stream that is keyed already (the new distinct values of a `DISTINCT` aggregate,
-/// which become per-key counts).
+/// Sums, per time within each activation, what each update adds to its key: `key`
+/// gives an update's packed key and `add` adds the update, `diff` times, to its
+/// key's sum. The pre-aggregation of [`keyed`], for a stream that is keyed already
+/// (the new distinct values of a `DISTINCT` aggregate, which become per-key counts).
 pub(super) fn sum_by_key<'s, D, R>(
     collection: VecCollection<'s, Time, D, Diff>,
     name: &str,
-    mut f: impl FnMut(D) -> (PackedRow, R) + 'static,
+    key: impl Fn(&D) -> PackedRow + 'static,
+    add: impl Fn(&D, &mut R, Diff) + 'static,
 ) -> VecCollection<'s, Time, PackedRow, R>
 where
     D: Clone + 'static,
-    R: Monoid + Multiply<Diff, Output = R> + Clone + 'static,
+    R: Monoid + Clone + 'static,
 {
     let summed = collection
         .inner
@@ -378,9 +379,9 @@ where
                                     pending.len() - 1
                                 }
                             };
-                            let (key, add) = f(item);
-                            let add = add.multiply(&diff);
-                            add_to(&mut pending[slot].1, &key, |sum| sum.plus_equals(&add));
+                            add_to(&mut pending[slot].1, &key(&item), |sum| {
+                                add(&item, sum, diff)
+                            });
                         }
                     });
                     for (capability, sums) in pending.drain(..) {
@@ -495,12 +496,17 @@ mod tests {
             worker.dataflow::<Time, _, _>(|scope| {
                 let rows = updates.to_stream(scope).as_collection();
                 // Each row adds its second column to its key's sum.
-                let summed = sum_by_key(rows, "test", |row: Row| {
-                    let Value::Int(n) = row[1] else {
-                        unreachable!()
-                    };
-                    (PackedRow::pack(&row[..1]), n as Diff)
-                });
+                let summed = sum_by_key(
+                    rows,
+                    "test",
+                    |row: &Row| PackedRow::pack(&row[..1]),
+                    |row: &Row, sum: &mut Diff, diff| {
+                        let Value::Int(n) = row[1] else {
+                            unreachable!()
+                        };
+                        *sum += n as Diff * diff;
+                    },
+                );
                 summed.inner.inspect(move |(key, time, diff)| {
                     *into
                         .lock()

@@ -345,15 +345,20 @@ impl Reduction {
                     // Each new distinct value adds one to its key's count: summed per
                     // key before the accumulating arrangement, not one update per value.
                     let name = format!("Sum distinct %{node}.{slot}");
-                    inputs.push(keyed::sum_by_key(pairs, &name, move |pair: PackedRow| {
-                        let (key, v) = pair.split_last(width);
-                        let mut acc = vec![0i128; 1 + 2 * slots];
-                        acc[1 + 2 * slot] = 1;
-                        if func != AggFunc::Count {
-                            acc[2 + 2 * slot] = accumulate(func, ty, &v);
+                    let add = move |pair: &PackedRow, sum: &mut Accums, diff: Diff| {
+                        let acc = &mut sum.0;
+                        if acc.len() < 1 + 2 * slots {
+                            acc.resize(1 + 2 * slots, 0);
                         }
-                        (key, Accums(acc))
-                    }));
+                        acc[1 + 2 * slot] += diff as i128;
+                        // A count needs no value: the pair's bytes are not decoded.
+                        if func != AggFunc::Count {
+                            let v = pair.split_last(width).1;
+                            acc[2 + 2 * slot] += accumulate(func, ty, &v) * diff as i128;
+                        }
+                    };
+                    let key = move |pair: &PackedRow| pair.prefix(width);
+                    inputs.push(keyed::sum_by_key(pairs, &name, key, add));
                 }
                 let all = differential_dataflow::collection::concatenate(scope, inputs);
                 let counted = sizes
