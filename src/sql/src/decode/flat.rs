@@ -45,6 +45,56 @@ fn decode(decoder: &JsonDecoder, payload: &[u8]) -> Option<Row> {
     decode_into(decoder, payload, &mut row).map(|()| row)
 }
 
+/// The bytes that end the plain part of a JSON string: its closing quote, an
+/// escape, or a control character (which JSON does not allow raw).
+static ENDS_PLAIN_STRING: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
+/// Powers of ten that are exact in an `f64`.
+const EXACT_POWERS_OF_TEN: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// A decimal without exponent (`-12.50`) whose digits make an integer below 2^53
+/// and whose fraction has at most 22 digits: that integer and the power of ten are
+/// both exact in an `f64`, so one division rounds correctly (Clinger's fast path),
+/// as the general parser would. Anything else is left to it.
+fn short_decimal(text: &str) -> Option<f64> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let mut mantissa: u64 = 0;
+    let mut fraction_digits: Option<usize> = None;
+    for b in digits.bytes() {
+        match b {
+            b'0'..=b'9' => {
+                mantissa = mantissa.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+                if let Some(n) = &mut fraction_digits {
+                    *n += 1;
+                }
+            }
+            b'.' if fraction_digits.is_none() => fraction_digits = Some(0),
+            _ => return None,
+        }
+    }
+    if mantissa >= 1 << 53 {
+        return None;
+    }
+    let x = mantissa as f64 / *EXACT_POWERS_OF_TEN.get(fraction_digits.unwrap_or(0))?;
+    Some(if negative { -x } else { x })
+}
+
 /// A position in a payload known to be UTF-8.
 struct Scan<'a> {
     text: &'a str,
@@ -127,7 +177,7 @@ impl<'a> Scan<'a> {
         let rest = &self.text.as_bytes()[start..];
         let len = rest
             .iter()
-            .position(|b| matches!(b, b'"' | b'\\' | 0..=0x1f))?;
+            .position(|b| ENDS_PLAIN_STRING[usize::from(*b)])?;
         // Escapes and raw control characters are left to serde_json.
         if rest[len] != b'"' {
             return None;
@@ -185,6 +235,9 @@ impl<'a> Scan<'a> {
         }
         let text = &self.text[start..self.pos];
         if float {
+            if let Some(x) = short_decimal(text) {
+                return Some(Scalar::Float(x));
+            }
             // Correctly rounded, as serde_json is with `float_roundtrip`.
             let x: f64 = text.parse().ok()?;
             x.is_finite().then_some(Scalar::Float(x))
@@ -301,9 +354,24 @@ mod tests {
             ]
             .boxed(),
             "user" => "[a-z/0-9 é]{0,12}".prop_map(|s| format!("\"{s}\"")).boxed(),
-            "amount" => (-1000i64..1000, 0u32..100)
-                .prop_map(|(m, f)| format!("{m}.{f}"))
-                .boxed(),
+            "amount" => prop_oneof![
+                (-1000i64..1000, 0u32..100).prop_map(|(m, f)| format!("{m}.{f}")),
+                // Around the short-decimal fast path's limits: 2^53, 22 digits.
+                (any::<u64>(), 0usize..25).prop_map(|(m, point)| {
+                    let digits = m.to_string();
+                    let point = point.min(digits.len());
+                    let (int, frac) = digits.split_at(digits.len() - point);
+                    let int = if int.is_empty() { "0" } else { int };
+                    if frac.is_empty() {
+                        format!("{int}.0")
+                    } else {
+                        format!("{int}.{frac}")
+                    }
+                }),
+                (0u64..1 << 54, 0u32..30)
+                    .prop_map(|(m, z)| format!("0.{}{m}", "0".repeat(z as usize))),
+            ]
+            .boxed(),
             "n" => any::<i64>().prop_map(|i| i.to_string()).boxed(),
             "ok" => any::<bool>().prop_map(|b| b.to_string()).boxed(),
             "geo" => "[a-z]{0,6}"
