@@ -609,6 +609,7 @@ fn config(workers: usize, batch: usize, bounded: bool, write_outputs: bool) -> R
     // Spans of a few batches: times shared across reads, closed by size and by
     // catching up, within one run.
     config.source.catch_up_span_records = 2 * batch + 1;
+    config.source.catch_up_min_age = std::time::Duration::ZERO;
     config.write_outputs = write_outputs;
     config
 }

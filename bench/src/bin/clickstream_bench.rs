@@ -292,8 +292,11 @@ fn print_operator_times(store: &kappa_dataflow::store::ViewStore) {
 }
 
 /// Overrides of the source's defaults, for exploring them:
-/// `KAPPA_BENCH_BATCH_RECORDS` and `KAPPA_BENCH_IN_FLIGHT`.
+/// `KAPPA_BENCH_BATCH_RECORDS`, `KAPPA_BENCH_IN_FLIGHT` and `KAPPA_BENCH_SPAN_RECORDS`.
 fn tune_source(source: &mut kappa_dataflow::source::SourceConfig) -> Result<(), Error> {
+    if let Ok(n) = std::env::var("KAPPA_BENCH_SPAN_RECORDS") {
+        source.catch_up_span_records = n.parse()?;
+    }
     if let Ok(n) = std::env::var("KAPPA_BENCH_BATCH_RECORDS") {
         source.max_batch_records = n.parse()?;
     }

@@ -68,6 +68,10 @@ pub struct SourceConfig {
     /// worker share one logical time, over several activations ([`Span`]).
     #[serde(default = "default_catch_up_span_records")]
     pub catch_up_span_records: usize,
+    /// Spans are for history: only records appended at least this long before they
+    /// are read join one ([`Span`]).
+    #[serde(default = "default_catch_up_min_age")]
+    pub catch_up_min_age: Duration,
 }
 
 /// Steering of a running version's sources, changed by sequenced commands on every
@@ -123,8 +127,13 @@ impl Default for SourceConfig {
             throttled_batch_records: 2_048,
             live_lag_bound: default_live_lag_bound(),
             catch_up_span_records: default_catch_up_span_records(),
+            catch_up_min_age: default_catch_up_min_age(),
         }
     }
+}
+
+fn default_catch_up_min_age() -> Duration {
+    Duration::from_secs(1)
 }
 
 fn default_catch_up_span_records() -> usize {
@@ -158,9 +167,11 @@ pub const TIME_QUANTUM_MS: u64 = 5;
 /// the batches of a span share one time: the fused key stages sum the whole span
 /// before they send anything, and everything after them sees one change per key
 /// per span. The span closes (its time is released) once it holds
-/// `catch_up_span_records`, when a read finds the source caught up, or when reading
-/// pauses; so a span adds no latency to a live pipeline, and while behind it delays
-/// results by one span, about a quarter-million records per worker by default.
+/// `catch_up_span_records`, when a read finds the source caught up or reads records
+/// younger than `catch_up_min_age` (a live pipeline that is a little behind wants
+/// its results soon, not a quarter-million records later), or when reading pauses;
+/// so a span adds no latency to a live pipeline, and while replaying history it
+/// delays results by one span, about a quarter-million records per worker by default.
 struct Span {
     time: Time,
     records: usize,
@@ -380,7 +391,7 @@ pub(crate) fn render_source<'s>(
             let mut progress_handle = progress_output.activate();
             let mut errors_session = errors_handle.session(&capabilities[0]);
             let mut progress_session = progress_handle.session(&capabilities[1]);
-            let (mut emitted, mut more, mut read) = (false, false, 0);
+            let (mut emitted, mut more, mut read, mut newest_ms) = (false, false, 0, 0);
             for reader in readers.iter_mut() {
                 if reader.finished() {
                     continue;
@@ -500,6 +511,7 @@ pub(crate) fn render_source<'s>(
                 progress.next_offset = reader.next_offset;
                 progress.watermark_ms = reader.lateness.watermark();
                 read += records.len();
+                newest_ms = newest_ms.max(progress.max_append_ms);
                 progress_session.give((progress, time, 1));
                 emitted = true;
                 // A full batch suggests more is waiting: come back soon.
@@ -508,7 +520,10 @@ pub(crate) fn render_source<'s>(
             drop((errors_session, progress_session));
             let finished = readers.iter().all(PartitionReader::finished);
             let spanned = span.as_ref().map_or(0, |s| s.records) + read;
-            if more && !throttled && !finished && spanned < config.catch_up_span_records {
+            let history = (now_ms() as i64).saturating_sub(newest_ms)
+                >= config.catch_up_min_age.as_millis() as i64;
+            if more && history && !throttled && !finished && spanned < config.catch_up_span_records
+            {
                 // Behind: the next batch joins this one's time.
                 sink.flush_rows(&capabilities);
                 span = Some(Span { time, records: spanned });
