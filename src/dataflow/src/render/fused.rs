@@ -25,7 +25,7 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::Capability;
 
-use super::keyed::Port;
+use super::keyed::{Port, SEND_CHUNK};
 use super::reduce::{KeyedInput, Reduction};
 use super::{scalar, Rows};
 use crate::error::DataError;
@@ -272,11 +272,23 @@ enum Consumer {
     Rows(RowsPort),
 }
 
-/// An output port for a node's rows, buffered until the flush.
+/// An output port for a node's rows, buffered until the flush or a full chunk.
 struct RowsPort {
     port: usize,
     output: Port<(Row, Time, Diff)>,
     buffer: Vec<(Row, Time, Diff)>,
+}
+
+impl RowsPort {
+    /// Sends the buffered rows.
+    fn send(&mut self, capabilities: &[Capability<Time>]) {
+        if !self.buffer.is_empty() {
+            self.output
+                .activate()
+                .session(&capabilities[self.port])
+                .give_container(&mut self.buffer);
+        }
+    }
 }
 
 struct FusedNode {
@@ -350,14 +362,7 @@ impl FusedNode {
                         stage.flush()
                     }
                 }
-                Consumer::Rows(port) => {
-                    if !port.buffer.is_empty() {
-                        port.output
-                            .activate()
-                            .session(&capabilities[port.port])
-                            .give_container(&mut port.buffer);
-                    }
-                }
+                Consumer::Rows(port) => port.send(capabilities),
             }
         }
     }
@@ -378,7 +383,12 @@ fn give_all(
                     errors.push(error);
                 }
             }
-            Consumer::Rows(port) => port.buffer.push((row.to_vec(), time, 1)),
+            Consumer::Rows(port) => {
+                port.buffer.push((row.to_vec(), time, 1));
+                if port.buffer.len() >= SEND_CHUNK {
+                    port.send(capabilities);
+                }
+            }
         }
     }
 }

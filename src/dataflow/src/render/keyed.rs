@@ -123,6 +123,9 @@ fn add_to<R: Monoid>(sums: &mut PackedMap<R>, key: &PackedRow, add: impl FnOnce(
     }
 }
 
+/// Updates a stage buffers per output before it sends them, when it does not sum them.
+pub(super) const SEND_CHUNK: usize = 4096;
+
 /// An output port of an operator built by hand, sending vectors of `D`.
 pub(super) type Port<D> = OutputBuilder<Time, CapacityContainerBuilder<Vec<D>>>;
 
@@ -242,9 +245,22 @@ impl<C: Contribution> KeyStage<C> {
         }
         let pending = &mut self.pending[slot];
         let key = PackedRow::pack(self.plan.key.iter().map(|c| &row[*c]));
-        for (pairs, arg) in pending.distinct.iter_mut().zip(&self.plan.distinct_args) {
+        for (i, (pairs, arg)) in pending
+            .distinct
+            .iter_mut()
+            .zip(&self.plan.distinct_args)
+            .enumerate()
+        {
             if !args[*arg].is_null() {
                 pairs.push((key.with(&args[*arg]), time, diff));
+                // Sent in chunks as they fill: a span's pairs would otherwise grow
+                // one vector to its whole size, reallocating into fresh memory.
+                if pairs.len() >= SEND_CHUNK {
+                    self.distinct_outputs[i]
+                        .activate()
+                        .session(&pending.capabilities[1 + i])
+                        .give_container(pairs);
+                }
             }
         }
         if self.plan.sums {
