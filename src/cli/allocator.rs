@@ -1,7 +1,7 @@
 //! Tuning of mimalloc, the allocator the `kappa` binary (and the benchmarks) run on.
 //!
-//! mimalloc returns freed memory to the OS ("purges" it) 10 ms after it falls idle
-//! by default. A dataflow frees and reallocates large buffers all the time: batcher
+//! mimalloc returns freed memory to the OS ("purges" it) once it has been idle for
+//! its purge delay, 1 s by default in the version we build. A dataflow frees and reallocates large buffers all the time: batcher
 //! chains, merged trace batches, a source's per-span maps. Purged, each reuse faults
 //! the memory back in, and with transparent huge pages the kernel zeroes 2 MiB per
 //! fault: on the clickstream replay (1M events, 1 worker) that was ~5k faults and
