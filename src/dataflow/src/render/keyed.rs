@@ -253,8 +253,8 @@ impl<C: Contribution> KeyStage<C> {
         {
             if !args[*arg].is_null() {
                 pairs.push((key.with(&args[*arg]), time, diff));
-                // Sent in chunks as they fill: a span's pairs would otherwise grow
-                // one vector to its whole size, reallocating into fresh memory.
+                // Sent in chunks as they fill (as are MIN/MAX rows below): a span's
+                // pairs would otherwise grow one vector to its whole size.
                 if pairs.len() >= SEND_CHUNK {
                     self.distinct_outputs[i]
                         .activate()
@@ -271,6 +271,13 @@ impl<C: Contribution> KeyStage<C> {
         }
         if self.plan.rows {
             pending.rows.push(((key, args.clone()), time, diff));
+            if pending.rows.len() >= SEND_CHUNK {
+                let rows_port = pending.capabilities.len() - 1;
+                self.rows_output
+                    .activate()
+                    .session(&pending.capabilities[rows_port])
+                    .give_container(&mut pending.rows);
+            }
         }
         Ok(())
     }
