@@ -9,6 +9,7 @@
 //! source, and the key stages of the reductions they feed, are not operators of
 //! their own: they are evaluated inside the source's operator ([`fused`]).
 
+mod distinct;
 mod fused;
 mod join;
 mod keyed;

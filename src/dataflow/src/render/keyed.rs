@@ -26,9 +26,6 @@
 //! holds no capability. An argument that fails to evaluate makes its row a data
 //! error, and the row contributes nothing.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
 use differential_dataflow::difference::{IsZero, Monoid, Semigroup};
 use differential_dataflow::{AsCollection, VecCollection};
 use kappa_sql::expr::Expr;
@@ -40,7 +37,7 @@ use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::{Capability, Operator};
 
 use super::fused::RowStage;
-use super::packed::PackedRow;
+use super::packed::{PackedMap, PackedRow};
 use super::{scalar, Errors, Rows};
 use crate::error::DataError;
 use crate::{Diff, Time};
@@ -88,28 +85,11 @@ pub(super) struct Keyed<'s, R: Semigroup + 'static> {
     pub(super) distinct: Vec<VecCollection<'s, Time, PackedRow, Diff>>,
     /// `(key, arguments)` per row, when asked for.
     pub(super) rows: VecCollection<'s, Time, (PackedRow, Row), Diff>,
+    /// Whether the stage's input only ever grows (no retractions): a stage fused into
+    /// a source is, and then its distinct pairs need no arrangement
+    /// ([`super::distinct`]).
+    pub(super) monotonic: bool,
 }
-
-/// Hashes a [`PackedRow`] by the hash it already carries.
-#[derive(Default)]
-struct CarriedHash(u64);
-
-impl Hasher for CarriedHash {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used by `PackedRow`; fold anything else in.
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-type PackedMap<R> = HashMap<PackedRow, R, BuildHasherDefault<CarriedHash>>;
 
 /// Adds to `key`'s entry with `add`, copying the key only when it is new.
 fn add_to<R: Monoid>(sums: &mut PackedMap<R>, key: &PackedRow, add: impl FnOnce(&mut R)) {
@@ -194,6 +174,7 @@ impl<C: Contribution> KeyStage<C> {
             sums: sums.as_collection(),
             distinct,
             rows: rows.as_collection(),
+            monotonic: false,
         };
         (stage, keyed)
     }

@@ -17,7 +17,8 @@
 //!   fixed seed): exchange reuses the hash;
 //! - rows of up to [`INLINE`] bytes need no allocation at all.
 
-use std::hash::{Hash, Hasher};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
 
 use kappa_sql::types::F64;
@@ -118,6 +119,28 @@ impl PackedRow {
         row
     }
 }
+
+/// Hashes a [`PackedRow`] by the hash it already carries.
+#[derive(Default)]
+pub(crate) struct CarriedHash(u64);
+
+impl Hasher for CarriedHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used by `PackedRow`; fold anything else in.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// A hash map keyed by packed rows, hashed by the hash they carry.
+pub(crate) type PackedMap<R> = HashMap<PackedRow, R, BuildHasherDefault<CarriedHash>>;
 
 fn encode(value: &Value, out: &mut SmallVec<[u8; INLINE]>) {
     match value {

@@ -30,6 +30,7 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::ToStream;
 use timely::dataflow::Scope;
 
+use super::distinct;
 use super::fused::RowStage;
 use super::keyed::{self, Contribution, KeyPlan, KeyStage, Keyed, RowCount};
 use super::packed::PackedRow;
@@ -245,16 +246,20 @@ impl Reduction {
         }
     }
 
-    /// The key stage as ports of `builder`, for an operator that feeds it rows.
+    /// The key stage as ports of `builder`, for a source operator that feeds it the
+    /// rows of a monotonic (insert-only) collection.
     pub(super) fn key_stage<'s>(
         &self,
         builder: &mut OperatorBuilder<'s, Time>,
     ) -> (Box<dyn RowStage>, KeyedInput<'s>) {
         if self.counts_only {
-            let (stage, keyed) = KeyStage::new(builder, self.node, self.key_plan(), RowCount);
+            let (stage, mut keyed) = KeyStage::new(builder, self.node, self.key_plan(), RowCount);
+            keyed.monotonic = true;
             (Box::new(stage), KeyedInput::Counts(keyed))
         } else {
-            let (stage, keyed) = KeyStage::new(builder, self.node, self.key_plan(), self.accums());
+            let (stage, mut keyed) =
+                KeyStage::new(builder, self.node, self.key_plan(), self.accums());
+            keyed.monotonic = true;
             (Box::new(stage), KeyedInput::Accums(keyed))
         }
     }
@@ -341,7 +346,11 @@ impl Reduction {
                 {
                     let slots = self.specs.len();
                     let name = format!("Distinct %{node}.{slot}");
-                    let pairs = sizes.arrange_by_self(pairs, &name).distinct_total();
+                    let pairs = if keyed.monotonic {
+                        distinct::monotonic_distinct(pairs, &name)
+                    } else {
+                        sizes.arrange_by_self(pairs, &name).distinct_total()
+                    };
                     // Each new distinct value adds one to its key's count: summed per
                     // key before the accumulating arrangement, not one update per value.
                     let name = format!("Sum distinct %{node}.{slot}");
