@@ -154,6 +154,13 @@ CREATE VIEW spend AS
   FROM orders o LEFT JOIN customers c ON o.customer = c.id
   GROUP BY c.name;
 
+-- COUNT(DISTINCT) over an input that retracts (a LEFT JOIN's unmatched rows): the
+-- arrangement path, not the monotonic one a source's rows take.
+CREATE VIEW distinct_spenders AS
+  SELECT c.name, COUNT(DISTINCT o.amount) AS amounts, COUNT(DISTINCT o.customer) AS buyers
+  FROM orders o LEFT JOIN customers c ON o.customer = c.id
+  GROUP BY c.name;
+
 CREATE VIEW a_customers AS
   SELECT o.id, c.name
   FROM orders o LEFT JOIN (SELECT id, name FROM customers WHERE name LIKE 'a%') AS c
