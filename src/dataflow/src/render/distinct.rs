@@ -16,6 +16,8 @@
 //! Inputs that may retract (a reduction over a join, a union with a negation, ...)
 //! keep differential's `distinct_total` ([`super::reduce`] chooses).
 
+use std::collections::hash_map::Entry;
+
 use differential_dataflow::{AsCollection, VecCollection};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::operator::Operator;
@@ -38,17 +40,18 @@ pub(super) fn monotonic_distinct<'s>(
                     let mut session = output.session(&capability);
                     for (pair, time, diff) in data.drain(..) {
                         debug_assert!(diff > 0, "a monotonic collection does not retract");
-                        match first_seen.get_mut(&pair) {
-                            None => {
-                                first_seen.insert(pair.clone(), time);
-                                session.give((pair, time, 1));
+                        // One probe per pair: most pairs are new.
+                        match first_seen.entry(pair) {
+                            Entry::Vacant(entry) => {
+                                session.give((entry.key().clone(), time, 1));
+                                entry.insert(time);
                             }
-                            Some(first) if time < *first => {
-                                let later = std::mem::replace(first, time);
-                                session.give((pair.clone(), later, -1));
-                                session.give((pair, time, 1));
+                            Entry::Occupied(mut entry) if time < *entry.get() => {
+                                let later = std::mem::replace(entry.get_mut(), time);
+                                session.give((entry.key().clone(), later, -1));
+                                session.give((entry.key().clone(), time, 1));
                             }
-                            Some(_) => {}
+                            Entry::Occupied(_) => {}
                         }
                     }
                 });

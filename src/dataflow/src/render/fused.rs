@@ -25,7 +25,7 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::Capability;
 
-use super::keyed::{Port, SEND_CHUNK};
+use super::keyed::{self, Port};
 use super::reduce::{KeyedInput, Reduction};
 use super::{scalar, Rows};
 use crate::error::DataError;
@@ -279,18 +279,6 @@ struct RowsPort {
     buffer: Vec<(Row, Time, Diff)>,
 }
 
-impl RowsPort {
-    /// Sends the buffered rows.
-    fn send(&mut self, capabilities: &[Capability<Time>]) {
-        if !self.buffer.is_empty() {
-            self.output
-                .activate()
-                .session(&capabilities[self.port])
-                .give_container(&mut self.buffer);
-        }
-    }
-}
-
 struct FusedNode {
     id: usize,
     step: Step,
@@ -362,7 +350,9 @@ impl FusedNode {
                         stage.flush()
                     }
                 }
-                Consumer::Rows(port) => port.send(capabilities),
+                Consumer::Rows(port) => {
+                    keyed::send(&mut port.output, &capabilities[port.port], &mut port.buffer)
+                }
             }
         }
     }
@@ -383,12 +373,12 @@ fn give_all(
                     errors.push(error);
                 }
             }
-            Consumer::Rows(port) => {
-                port.buffer.push((row.to_vec(), time, 1));
-                if port.buffer.len() >= SEND_CHUNK {
-                    port.send(capabilities);
-                }
-            }
+            Consumer::Rows(port) => keyed::buffer(
+                &mut port.output,
+                &capabilities[port.port],
+                &mut port.buffer,
+                (row.to_vec(), time, 1),
+            ),
         }
     }
 }

@@ -104,10 +104,35 @@ fn add_to<R: Monoid>(sums: &mut PackedMap<R>, key: &PackedRow, add: impl FnOnce(
 }
 
 /// Updates a stage buffers per output before it sends them, when it does not sum them.
-pub(super) const SEND_CHUNK: usize = 4096;
+const SEND_CHUNK: usize = 4096;
 
 /// An output port of an operator built by hand, sending vectors of `D`.
 pub(super) type Port<D> = OutputBuilder<Time, CapacityContainerBuilder<Vec<D>>>;
+
+/// Sends what `buffer` holds on `port` (leaving it empty).
+pub(super) fn send<D: Clone + 'static>(
+    port: &mut Port<D>,
+    capability: &Capability<Time>,
+    buffer: &mut Vec<D>,
+) {
+    if !buffer.is_empty() {
+        port.activate().session(capability).give_container(buffer);
+    }
+}
+
+/// Adds `item` to `buffer`, sending the buffer once it holds [`SEND_CHUNK`] items: a
+/// span's worth of unsummed updates would otherwise grow one vector to its whole size.
+pub(super) fn buffer<D: Clone + 'static>(
+    port: &mut Port<D>,
+    capability: &Capability<Time>,
+    buffer: &mut Vec<D>,
+    item: D,
+) {
+    buffer.push(item);
+    if buffer.len() >= SEND_CHUNK {
+        send(port, capability, buffer);
+    }
+}
 
 /// A stage's buffers for one time: the sums, and each `DISTINCT` aggregate's pairs.
 type Maps<R> = (PackedMap<R>, Vec<Vec<(PackedRow, Time, Diff)>>);
@@ -233,15 +258,9 @@ impl<C: Contribution> KeyStage<C> {
             .enumerate()
         {
             if !args[*arg].is_null() {
-                pairs.push((key.with(&args[*arg]), time, diff));
-                // Sent in chunks as they fill (as are MIN/MAX rows below): a span's
-                // pairs would otherwise grow one vector to its whole size.
-                if pairs.len() >= SEND_CHUNK {
-                    self.distinct_outputs[i]
-                        .activate()
-                        .session(&pending.capabilities[1 + i])
-                        .give_container(pairs);
-                }
+                let pair = (key.with(&args[*arg]), time, diff);
+                let port = &mut self.distinct_outputs[i];
+                buffer(port, &pending.capabilities[1 + i], pairs, pair);
             }
         }
         if self.plan.sums {
@@ -251,51 +270,37 @@ impl<C: Contribution> KeyStage<C> {
             });
         }
         if self.plan.rows {
-            pending.rows.push(((key, args.clone()), time, diff));
-            if pending.rows.len() >= SEND_CHUNK {
-                let rows_port = pending.capabilities.len() - 1;
-                self.rows_output
-                    .activate()
-                    .session(&pending.capabilities[rows_port])
-                    .give_container(&mut pending.rows);
-            }
+            let capability = pending.capabilities.last().expect("a rows port");
+            let row = ((key, args.clone()), time, diff);
+            buffer(&mut self.rows_output, capability, &mut pending.rows, row);
         }
         Ok(())
     }
 
     /// Sends what was summed since the last flush, at the times it was summed for.
     pub(super) fn flush(&mut self) {
-        let mut sums_handle = self.sums_output.activate();
-        let mut distinct_handles: Vec<_> = self
-            .distinct_outputs
-            .iter_mut()
-            .map(|o| o.activate())
-            .collect();
-        let mut rows_handle = self.rows_output.activate();
         for mut done in self.pending.drain(..) {
             let time = done.time;
             let capabilities = &done.capabilities;
-            let mut session = sums_handle.session(&capabilities[0]);
-            for (key, sum) in done.sums.drain() {
-                if !sum.is_zero() {
-                    session.give((key, time, sum));
+            {
+                let mut sums_handle = self.sums_output.activate();
+                let mut session = sums_handle.session(&capabilities[0]);
+                for (key, sum) in done.sums.drain() {
+                    if !sum.is_zero() {
+                        session.give((key, time, sum));
+                    }
                 }
             }
-            for (i, (handle, pairs)) in distinct_handles
+            for (i, (port, pairs)) in self
+                .distinct_outputs
                 .iter_mut()
                 .zip(done.distinct.iter_mut())
                 .enumerate()
             {
-                if !pairs.is_empty() {
-                    handle.session(&capabilities[1 + i]).give_container(pairs);
-                }
+                send(port, &capabilities[1 + i], pairs);
             }
-            if !done.rows.is_empty() {
-                let rows_port = capabilities.len() - 1;
-                rows_handle
-                    .session(&capabilities[rows_port])
-                    .give_container(&mut done.rows);
-            }
+            let rows_capability = capabilities.last().expect("a rows port");
+            send(&mut self.rows_output, rows_capability, &mut done.rows);
             self.spare.push((done.sums, done.distinct));
         }
     }

@@ -423,6 +423,30 @@ mod tests {
     }
 
     #[test]
+    fn decoding_into_a_reused_row_leaves_nothing_of_the_previous_record() {
+        let d = JsonDecoder::new(&source());
+        let payloads: [&[u8]; 5] = [
+            br#"{"ts":1,"user":"u1","amount":1.5,"geo":{"city":"Oslo"},"n":3}"#,
+            br#"{"ts":2}"#,
+            br#"{"ts":3,"user":"a\"b","n":"x"}"#,
+            br#"{"user":"u2","n":4}"#,
+            br#"{"ts":"2023-11-14T22:13:20Z","geo":null,"amount":2}"#,
+        ];
+        let mut row = Row::new();
+        for _ in 0..2 {
+            for payload in payloads {
+                let into = d.decode_into(payload, &mut row).map(|()| row.clone());
+                assert_eq!(
+                    into,
+                    d.decode(payload),
+                    "{}",
+                    String::from_utf8_lossy(payload)
+                );
+            }
+        }
+    }
+
+    #[test]
     fn missing_nullable_fields_are_null_but_event_time_is_required() {
         let d = JsonDecoder::new(&source());
         let row = d.decode(br#"{"ts":"2023-11-14T22:13:20Z"}"#).unwrap();
