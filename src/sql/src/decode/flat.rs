@@ -142,7 +142,7 @@ impl<'a> Scan<'a> {
             match field.map(|i| &shape.fields[i].1) {
                 Some(Slot::Column(c)) => {
                     let scalar = self.scalar()?;
-                    row[*c] = convert(decoder.types[*c], scalar, &decoder.strings)?;
+                    row[*c] = convert(decoder.types[*c], scalar, &decoder.strings, *c)?;
                 }
                 Some(Slot::Object(nested)) if self.peek() == Some(b'{') => {
                     self.object(decoder, nested, row)?;

@@ -11,18 +11,18 @@
 //! path ([`flat`]) that scans the bytes directly; anything else, and every
 //! failure, goes through serde_json, which also words the errors.
 //!
-//! Short strings go through a small bounded cache, so that a value repeated across
-//! records (a page, an action) is one shared allocation: decoding allocates less,
-//! and comparisons of rows that hold the same pointer need not read the bytes.
+//! Short strings of a column whose values repeat go through a small bounded cache,
+//! so that a value repeated across records (a page, an action) is one shared
+//! allocation ([`strings`]).
 
 mod flat;
+mod strings;
 
-use std::cell::RefCell;
 use std::fmt;
-use std::sync::Arc;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
+use self::strings::StringCache;
 use crate::plan::SourceDef;
 use crate::types::{parse_timestamp, Row, ScalarType, Value};
 
@@ -57,40 +57,6 @@ pub struct JsonDecoder {
     names: Vec<String>,
     required: Vec<bool>,
     strings: StringCache,
-}
-
-/// Slots of the [`StringCache`]: enough that a column of tens of thousands of
-/// distinct values (user ids) still hits most of the time; at most ~1 MiB of slots
-/// plus the strings they hold, per source and worker.
-const CACHE_SLOTS: usize = 1 << 16;
-/// Longer strings are not cached: they rarely repeat, and would pin memory.
-const CACHE_MAX_LEN: usize = 64;
-
-/// Recently decoded strings, direct-mapped by a hash of their bytes: a hit shares the
-/// cached `Arc`, a miss allocates and takes the slot. Bounded, so memory does not grow
-/// with the number of distinct values.
-#[derive(Debug, Default)]
-struct StringCache(RefCell<Vec<Option<Arc<str>>>>);
-
-impl StringCache {
-    fn get(&self, s: &str) -> Arc<str> {
-        if s.len() > CACHE_MAX_LEN {
-            return Arc::from(s);
-        }
-        // FNV-1a: cheap for the short strings cached.
-        let hash = s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
-        let mut slots = self.0.borrow_mut();
-        if slots.is_empty() {
-            slots.resize(CACHE_SLOTS, None);
-        }
-        let slot = &mut slots[(hash % CACHE_SLOTS as u64) as usize];
-        match slot {
-            Some(cached) if **cached == *s => cached.clone(),
-            _ => slot.insert(Arc::from(s)).clone(),
-        }
-    }
 }
 
 impl JsonDecoder {
@@ -210,6 +176,7 @@ impl<'de> Visitor<'de> for ObjectSeed<'_> {
                         ty: self.decoder.types[*c],
                         name: &self.decoder.names[*c],
                         strings: &self.decoder.strings,
+                        column: *c,
                     })?;
                     self.values[*c] = Some(value);
                 }
@@ -278,6 +245,7 @@ struct ValueSeed<'a> {
     ty: ScalarType,
     name: &'a str,
     strings: &'a StringCache,
+    column: usize,
 }
 
 impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
@@ -306,11 +274,11 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         Ok(Value::Null)
     }
     fn visit_bool<E: de::Error>(self, b: bool) -> Result<Value, E> {
-        convert(self.ty, Scalar::Bool(b), self.strings)
+        convert(self.ty, Scalar::Bool(b), self.strings, self.column)
             .ok_or_else(|| E::invalid_type(de::Unexpected::Bool(b), &self))
     }
     fn visit_i64<E: de::Error>(self, i: i64) -> Result<Value, E> {
-        convert(self.ty, Scalar::Int(i), self.strings)
+        convert(self.ty, Scalar::Int(i), self.strings, self.column)
             .ok_or_else(|| E::invalid_type(de::Unexpected::Signed(i), &self))
     }
     fn visit_u64<E: de::Error>(self, u: u64) -> Result<Value, E> {
@@ -321,11 +289,11 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         }
     }
     fn visit_f64<E: de::Error>(self, x: f64) -> Result<Value, E> {
-        convert(self.ty, Scalar::Float(x), self.strings)
+        convert(self.ty, Scalar::Float(x), self.strings, self.column)
             .ok_or_else(|| E::invalid_type(de::Unexpected::Float(x), &self))
     }
     fn visit_str<E: de::Error>(self, s: &str) -> Result<Value, E> {
-        convert(self.ty, Scalar::Str(s), self.strings).ok_or_else(|| match self.ty {
+        convert(self.ty, Scalar::Str(s), self.strings, self.column).ok_or_else(|| match self.ty {
             ScalarType::Timestamp => E::invalid_value(de::Unexpected::Str(s), &self),
             _ => E::invalid_type(de::Unexpected::Str(s), &self),
         })
@@ -343,7 +311,12 @@ enum Scalar<'a> {
 }
 
 /// A JSON scalar as a value of a column's type, or `None` when it is not one.
-fn convert(ty: ScalarType, scalar: Scalar<'_>, strings: &StringCache) -> Option<Value> {
+fn convert(
+    ty: ScalarType,
+    scalar: Scalar<'_>,
+    strings: &StringCache,
+    column: usize,
+) -> Option<Value> {
     match (scalar, ty) {
         (Scalar::Null, _) => Some(Value::Null),
         (Scalar::Bool(b), ScalarType::Bool) => Some(Value::Bool(b)),
@@ -359,7 +332,7 @@ fn convert(ty: ScalarType, scalar: Scalar<'_>, strings: &StringCache) -> Option<
                 _ => None,
             }
         }
-        (Scalar::Str(s), ScalarType::Text) => Some(Value::Text(strings.get(s))),
+        (Scalar::Str(s), ScalarType::Text) => Some(Value::Text(strings.get(column, s))),
         (Scalar::Str(s), ScalarType::Timestamp) => parse_timestamp(s).map(Value::Timestamp),
         _ => None,
     }
@@ -466,7 +439,7 @@ mod tests {
         let c = d.decode(br#"{"ts":3,"user":"u2"}"#).unwrap();
         match (&a[1], &b[1], &c[1]) {
             (Value::Text(a), Value::Text(b), Value::Text(c)) => {
-                assert!(Arc::ptr_eq(a, b));
+                assert!(std::sync::Arc::ptr_eq(a, b));
                 assert_eq!(&**c, "u2");
             }
             other => panic!("expected texts, got {other:?}"),
