@@ -389,6 +389,8 @@ fn run_latency(dir: &Path, workers: usize, rate: f64, secs: f64) -> Result<CaseR
     // covers its offsets; both sequences are ordered, so one pass suffices.
     let warmup = appends.first().map(|(t, _)| *t + Duration::from_secs(1));
     let mut latencies = Vec::new();
+    // (ms since the first append, latency ms), for KAPPA_BENCH_LATENCY_TRACE.
+    let mut trace = Vec::new();
     let mut j = 0;
     for (at, ends) in &appends {
         while j < seen.len() && !covers(&seen[j].1, ends) {
@@ -399,7 +401,18 @@ fn run_latency(dir: &Path, workers: usize, rate: f64, secs: f64) -> Result<CaseR
         }
         if warmup.is_some_and(|w| *at >= w) {
             latencies.push(seen[j].0.duration_since(*at).as_secs_f64() * 1e3);
+            trace.push((
+                at.duration_since(appends[0].0).as_secs_f64() * 1e3,
+                *latencies.last().unwrap(),
+            ));
         }
+    }
+    if let Some(path) = std::env::var_os("KAPPA_BENCH_LATENCY_TRACE") {
+        // The first append's monotonic clock, to line the trace up with a profile
+        // (`perf record --clockid monotonic`).
+        let mut lines = format!("# first append {:?}\n", appends[0].0);
+        lines.extend(trace.iter().map(|(t, l)| format!("{t:.1} {l:.2}\n")));
+        std::fs::write(path, lines)?;
     }
     latencies.sort_by(f64::total_cmp);
     let pct = |p: f64| percentile(&latencies, p);
