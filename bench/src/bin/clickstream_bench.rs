@@ -314,7 +314,7 @@ type Observation = (Instant, Vec<u64>);
 /// starts (at most 3M of them: a high rate shortens the run).
 fn run_latency(dir: &Path, workers: usize, rate: f64, secs: f64) -> Result<CaseResult, Error> {
     let count = ((rate * secs) as usize).min(3_000_000);
-    let records: Vec<NewRecord> = kappa::workload::clicks(count, SEED + 1)
+    let mut records: Vec<NewRecord> = kappa::workload::clicks(count, SEED + 1)
         .map(record)
         .collect();
     let log = open_log(dir)?;
@@ -340,6 +340,12 @@ fn run_latency(dir: &Path, workers: usize, rate: f64, secs: f64) -> Result<CaseR
                 let due = ((started.elapsed().as_secs_f64() * rate) as usize).min(records.len());
                 if due > sent {
                     let at = Instant::now();
+                    // Stamped when appended, as a live producer's records are (the
+                    // source tells history from live records by this).
+                    let now_ms = kappa_dataflow::source::now_ms() as i64;
+                    for record in &mut records[sent..due] {
+                        record.timestamp_ms = now_ms;
+                    }
                     let placed = log
                         .append_routed(TOPIC, &records[sent..due])
                         .map_err(|e| e.to_string())?;

@@ -232,7 +232,16 @@ fn run_phase(
             while !stop.load(Ordering::SeqCst) {
                 let due = (started.elapsed().as_secs_f64() * rate) as usize;
                 if due > sent {
-                    let batch: Vec<NewRecord> = stream.by_ref().take(due - sent).collect();
+                    // Stamped when appended, as a live producer's records are.
+                    let now_ms = kappa_dataflow::source::now_ms() as i64;
+                    let batch: Vec<NewRecord> = stream
+                        .by_ref()
+                        .take(due - sent)
+                        .map(|record| NewRecord {
+                            timestamp_ms: now_ms,
+                            ..record
+                        })
+                        .collect();
                     let at = Instant::now();
                     let placed = log
                         .append_routed(TOPIC, &batch)

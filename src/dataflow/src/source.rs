@@ -151,14 +151,33 @@ fn default_live_lag_bound() -> Duration {
 /// reads one (small) batch anyway.
 const STARVATION_LIMIT: Duration = Duration::from_millis(50);
 
-/// Batches are stamped with times rounded up to a multiple of this many milliseconds,
-/// the same on every worker: batches that workers read within one quantum share one
-/// logical time, so the operators that act once per time (`count_total`,
-/// `distinct_total`, top-k, arrangement batchers sealing) do that work once for all of
-/// them rather than once per worker's batch. A time may thus lie up to a quantum ahead
-/// of the wall clock; it never delays a batch (frontiers follow capabilities, which
-/// move past a batch's time as soon as it is sent).
-pub const TIME_QUANTUM_MS: u64 = 5;
+/// Live batches are stamped with times rounded up to a multiple of a *quantum* of
+/// milliseconds, a power of two on one grid for every worker: batches that workers
+/// read within one quantum share one logical time, so the operators that act once
+/// per time (`count_total`, top-k, arrangement batchers sealing, the store) do that
+/// work once for all of them rather than once per worker's batch. A time may lie up
+/// to a quantum ahead of the wall clock; that never delays a batch (frontiers follow
+/// capabilities, which move past a batch's time as soon as it is sent).
+///
+/// The quantum follows the dataflow's round trip (a batch's time from sending to
+/// the probe passing it, [`quantum_for`]). Under load each worker reads again only
+/// once its previous batch is through, and with a fixed 5 ms quantum two workers
+/// whose round trips were ~35 ms fell into alternation, each batch its own time:
+/// twice the per-time work for the same events. A quantum about one round trip long
+/// puts the workers' batches of one round on one time again, and keeps logical time
+/// close to the wall clock (about one time per quantum).
+pub const MIN_TIME_QUANTUM_MS: u64 = 4;
+/// The longest quantum: a batch's time is at most this far ahead of the wall clock.
+pub const MAX_TIME_QUANTUM_MS: u64 = 64;
+
+/// The quantum for a round trip of `round_trip_ms`: the next power of two, within
+/// [`MIN_TIME_QUANTUM_MS`] and [`MAX_TIME_QUANTUM_MS`]. Powers of two nest, so the
+/// times of workers whose estimates differ by one step still often coincide.
+fn quantum_for(round_trip_ms: f64) -> u64 {
+    (round_trip_ms.max(0.0).ceil() as u64)
+        .next_power_of_two()
+        .clamp(MIN_TIME_QUANTUM_MS, MAX_TIME_QUANTUM_MS)
+}
 
 /// A logical time kept open over several activations while the source is behind.
 ///
@@ -180,9 +199,9 @@ struct Span {
     records: usize,
 }
 
-/// `ms` rounded up to a multiple of [`TIME_QUANTUM_MS`].
-fn aligned_time(ms: u64) -> u64 {
-    ms.div_ceil(TIME_QUANTUM_MS) * TIME_QUANTUM_MS
+/// `ms` rounded up to a multiple of `quantum`.
+fn aligned_time(ms: u64, quantum: u64) -> u64 {
+    ms.div_ceil(quantum) * quantum
 }
 
 /// What one batch of one partition did, sent to worker 0 beside the rows.
@@ -342,7 +361,10 @@ pub(crate) fn render_source<'s>(
     let config = config.clone();
 
     builder.build(move |mut capabilities| {
-        let mut in_flight: VecDeque<Time> = VecDeque::new();
+        // Times sent and not yet through the dataflow, with when they were sent.
+        let mut in_flight: VecDeque<(Time, Instant)> = VecDeque::new();
+        // Smoothed round trip of a batch (ms), for the time quantum.
+        let mut round_trip_ms = 0.0f64;
         let mut last_read = Instant::now();
         let mut behind = true;
         let mut pacer = ReplayPacer::new(config.throttled_batch_records);
@@ -361,8 +383,10 @@ pub(crate) fn render_source<'s>(
             }
             let throttled = control.throttled.get();
             let live_fresh = control.live_lag_ms.get() <= lag_bound_ms;
-            while in_flight.front().is_some_and(|t| !probe.less_equal(t)) {
-                in_flight.pop_front();
+            while in_flight.front().is_some_and(|(t, _)| !probe.less_equal(t)) {
+                let (_, sent) = in_flight.pop_front().expect("a front");
+                let took = sent.elapsed().as_secs_f64() * 1e3;
+                round_trip_ms += (took - round_trip_ms) / 4.0;
                 if throttled && live_fresh {
                     pacer.live_fresh();
                 }
@@ -377,7 +401,10 @@ pub(crate) fn render_source<'s>(
             last_read = Instant::now();
             let time = match &span {
                 Some(span) => span.time,
-                None => aligned_time(now_ms().max(*capabilities[0].time())),
+                None => aligned_time(
+                    now_ms().max(*capabilities[0].time()),
+                    quantum_for(round_trip_ms),
+                ),
             };
             // A paced replay batch is shared among the partitions read.
             let paced_records = (pacer.batch_records() / readers.len().max(1)).max(1);
@@ -535,7 +562,7 @@ pub(crate) fn render_source<'s>(
             }
             sink.flush(&capabilities);
             if emitted || span.is_some() {
-                in_flight.push_back(time);
+                in_flight.push_back((time, Instant::now()));
             }
             span = None;
             // Nothing more is emitted at `time`, read or not: later batches take a
@@ -566,15 +593,28 @@ mod tests {
 
     #[test]
     fn times_round_up_to_the_quantum_and_never_down() {
-        let q = TIME_QUANTUM_MS;
-        assert_eq!(aligned_time(0), 0);
-        assert_eq!(aligned_time(1), q);
-        assert_eq!(aligned_time(q), q);
-        assert_eq!(aligned_time(q + 1), 2 * q);
-        for ms in [3, 1_700_000_000_001, 1_700_000_000_005] {
-            assert!(aligned_time(ms) >= ms && aligned_time(ms) < ms + q);
-            assert_eq!(aligned_time(ms) % q, 0);
+        for q in [MIN_TIME_QUANTUM_MS, 16, MAX_TIME_QUANTUM_MS] {
+            assert_eq!(aligned_time(0, q), 0);
+            assert_eq!(aligned_time(1, q), q);
+            assert_eq!(aligned_time(q, q), q);
+            assert_eq!(aligned_time(q + 1, q), 2 * q);
+            for ms in [3, 1_700_000_000_001, 1_700_000_000_005] {
+                assert!(aligned_time(ms, q) >= ms && aligned_time(ms, q) < ms + q);
+                assert_eq!(aligned_time(ms, q) % q, 0);
+            }
         }
+    }
+
+    #[test]
+    fn the_quantum_follows_the_round_trip_within_bounds() {
+        assert_eq!(quantum_for(0.0), MIN_TIME_QUANTUM_MS);
+        assert_eq!(quantum_for(3.2), MIN_TIME_QUANTUM_MS);
+        assert_eq!(quantum_for(9.0), 16);
+        assert_eq!(quantum_for(35.0), 64);
+        assert_eq!(quantum_for(5_000.0), MAX_TIME_QUANTUM_MS);
+        // One grid: a longer quantum's times are times of every shorter one.
+        let ms = 1_700_000_000_123;
+        assert_eq!(aligned_time(ms, 64) % 16, 0);
     }
 
     #[test]
