@@ -367,8 +367,9 @@ fn report_latency(
 
 /// Whether a live run kept up with its producer: the producer reached 97% of its
 /// rate, no append waited a second or more, and the appends of the run's last third
-/// were not seen later than those of its first third (median, with 20 ms of slack
-/// for noise): a backlog that grows shows as rising latency.
+/// were not seen much later than those of its first third (median: at most twice,
+/// plus 100 ms, as a live pipeline settles at different batch sizes from run to run):
+/// a backlog that grows shows as latency rising by seconds.
 fn keeps_up(latencies_in_order: &[f64], rate: f64, achieved: f64) -> bool {
     let third = latencies_in_order.len() / 3;
     if third == 0 || achieved < 0.97 * rate {
@@ -383,7 +384,7 @@ fn keeps_up(latencies_in_order: &[f64], rate: f64, achieved: f64) -> bool {
         median(&latencies_in_order[..third]),
         median(&latencies_in_order[latencies_in_order.len() - third..]),
     );
-    latencies_in_order.iter().all(|l| *l < 1_000.0) && last <= 2.0 * first + 20.0
+    latencies_in_order.iter().all(|l| *l < 1_000.0) && last <= 2.0 * first + 100.0
 }
 
 /// When, and up to which offset of each partition: an append, or a view change seen.

@@ -16,7 +16,9 @@ mod keyed;
 mod packed;
 mod reduce;
 mod scalar;
+mod state;
 mod topk;
+mod totals;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -63,8 +65,9 @@ struct Rendered<'s> {
 pub(crate) struct UpdateSizes(Rc<RefCell<BTreeMap<String, usize>>>);
 
 impl UpdateSizes {
-    /// Notes the update size of the arrangement `name`, of keys `K`, values `V`, diffs `R`.
-    fn note<K, V, R>(&self, name: &str) {
+    /// Notes the update size of the arrangement `name`, of keys `K`, values `V`, diffs
+    /// `R` (or of an operator's state entries reported as such: [`state`]).
+    pub(crate) fn note<K, V, R>(&self, name: &str) {
         let bytes = std::mem::size_of::<(K, V, Time, R)>();
         self.0.borrow_mut().insert(name.to_string(), bytes);
     }

@@ -23,17 +23,24 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::operator::Operator;
 
 use super::packed::{PackedMap, PackedRow};
+use super::state::StateSize;
+use super::UpdateSizes;
 use crate::{Diff, Time};
 
 /// The distinct pairs of the monotonic collection `pairs`, each once from its first time.
+/// Its pairs count as the updates of an arrangement named `name` in the metrics.
 pub(super) fn monotonic_distinct<'s>(
     pairs: VecCollection<'s, Time, PackedRow, Diff>,
     name: &str,
+    sizes: &UpdateSizes,
 ) -> VecCollection<'s, Time, PackedRow, Diff> {
+    sizes.note::<PackedRow, (), ()>(name);
     let pact = Exchange::new(|(pair, _, _): &(PackedRow, Time, Diff)| pair.hash_code());
+    let scope = pairs.inner.scope();
     pairs
         .inner
-        .unary(pact, name, |_capability, _info| {
+        .unary(pact, name, move |_capability, info| {
+            let mut size = StateSize::new(scope, &info);
             let mut first_seen = FirstTimes::default();
             move |input, output| {
                 input.for_each(|capability, data| {
@@ -45,6 +52,7 @@ pub(super) fn monotonic_distinct<'s>(
                             Entry::Vacant(entry) => {
                                 session.give((entry.key().clone(), time, 1));
                                 entry.insert(time);
+                                first_seen.pairs += 1;
                             }
                             Entry::Occupied(mut entry) if time < *entry.get() => {
                                 let later = std::mem::replace(entry.get_mut(), time);
@@ -55,6 +63,7 @@ pub(super) fn monotonic_distinct<'s>(
                         }
                     }
                 });
+                size.set(first_seen.pairs);
             }
         })
         .as_collection()
@@ -70,12 +79,15 @@ const SHARDS: usize = 256;
 /// When each distinct pair was first seen, split by hash into [`SHARDS`] maps.
 struct FirstTimes {
     shards: Vec<PackedMap<Time>>,
+    /// Pairs over all shards.
+    pairs: usize,
 }
 
 impl Default for FirstTimes {
     fn default() -> Self {
         FirstTimes {
             shards: (0..SHARDS).map(|_| PackedMap::default()).collect(),
+            pairs: 0,
         }
     }
 }
@@ -115,7 +127,7 @@ mod tests {
             let sink = sink.clone();
             worker.dataflow::<Time, _, _>(|scope| {
                 let pairs = mine.to_stream(scope).as_collection();
-                monotonic_distinct(pairs, "test")
+                monotonic_distinct(pairs, "test", &UpdateSizes::default())
                     .inner
                     .inspect(move |(pair, time, diff)| {
                         let Value::Int(v) = pair.unpack()[0] else {

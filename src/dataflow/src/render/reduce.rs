@@ -2,9 +2,10 @@
 //!
 //! Aggregates are split by how they can be maintained:
 //! - *accumulable* ones (`COUNT(*)`, `COUNT(x)`, `SUM`, `AVG`) become one vector
-//!   of integer diffs per row ([`Accums`]) summed by `count_total`: work is
-//!   proportional to the changes, never to the size of a group, and rows of a batch
-//!   are pre-aggregated per key before they reach the arrangement ([`keyed`]);
+//!   of integer diffs per row ([`Accums`]) whose running totals per key are kept
+//!   in a hash map ([`totals`], `count_total`'s output without its arrangement): work
+//!   is proportional to the changes, never to the size of a group, and rows of a
+//!   batch are pre-aggregated per key before they reach it ([`keyed`]);
 //! - `DISTINCT` aggregates first make `(key, value)` distinct, then accumulate into
 //!   the same vector (so `COUNT(DISTINCT x)` needs no per-key merge);
 //! - `MIN`/`MAX` use `reduce` over `(key, value)`.
@@ -19,7 +20,7 @@
 //! diff is a plain `isize` rather than an [`Accums`] vector (no allocation per row).
 
 use differential_dataflow::difference::{Abelian, IsZero, Monoid, Multiply, Semigroup};
-use differential_dataflow::operators::{CountTotal, ThresholdTotal};
+use differential_dataflow::operators::ThresholdTotal;
 use differential_dataflow::AsCollection;
 use kappa_sql::aggregate::{accumulate, finish};
 use kappa_sql::expr::Expr;
@@ -30,10 +31,10 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::ToStream;
 use timely::dataflow::Scope;
 
-use super::distinct;
 use super::fused::RowStage;
 use super::keyed::{self, Contribution, KeyPlan, KeyStage, Keyed, RowCount};
 use super::packed::PackedRow;
+use super::{distinct, totals};
 use super::{Errors, Rows, UpdateSizes};
 use crate::{Diff, Time};
 
@@ -317,9 +318,7 @@ impl Reduction {
         let mut parts: Vec<Part<'s>> = Vec::new();
         let (counted, projected): (Option<Rows<'s>>, _) = match keyed {
             KeyedInput::Counts(keyed) => {
-                let counted = sizes
-                    .arrange_by_self(keyed.sums, &format!("Count %{node}"))
-                    .count_total();
+                let counted = totals::count_total(keyed.sums, &format!("Count %{node}"), sizes);
                 let counted = if single_part {
                     Some(counted.map(move |(key, n): (PackedRow, Diff)| {
                         let mut row = key.unpack();
@@ -347,7 +346,7 @@ impl Reduction {
                     let slots = self.specs.len();
                     let name = format!("Distinct %{node}.{slot}");
                     let pairs = if keyed.monotonic {
-                        distinct::monotonic_distinct(pairs, &name)
+                        distinct::monotonic_distinct(pairs, &name, sizes)
                     } else {
                         sizes.arrange_by_self(pairs, &name).distinct_total()
                     };
@@ -370,9 +369,7 @@ impl Reduction {
                     inputs.push(keyed::sum_by_key(pairs, &name, key, add));
                 }
                 let all = differential_dataflow::collection::concatenate(scope, inputs);
-                let counted = sizes
-                    .arrange_by_self(all, &format!("Accumulate %{node}"))
-                    .count_total();
+                let counted = totals::count_total(all, &format!("Accumulate %{node}"), sizes);
                 let counted = if single_part {
                     Some(counted.map(move |(key, acc): (PackedRow, Accums)| {
                         let mut row = key.unpack();
