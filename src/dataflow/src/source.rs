@@ -154,7 +154,7 @@ const STARVATION_LIMIT: Duration = Duration::from_millis(50);
 /// Live batches are stamped with times rounded up to a multiple of a *quantum* of
 /// milliseconds, a power of two on one grid for every worker: batches that workers
 /// read within one quantum share one logical time, so the operators that act once
-/// per time (`count_total`, top-k, arrangement batchers sealing, the store) do that
+/// per time (top-k, running totals, arrangement batchers sealing, the store) do that
 /// work once for all of them rather than once per worker's batch. A time may lie up
 /// to a quantum ahead of the wall clock; that never delays a batch (frontiers follow
 /// capabilities, which move past a batch's time as soon as it is sent).
@@ -163,20 +163,32 @@ const STARVATION_LIMIT: Duration = Duration::from_millis(50);
 /// the probe passing it, [`quantum_for`]). Under load each worker reads again only
 /// once its previous batch is through, and with a fixed 5 ms quantum two workers
 /// whose round trips were ~35 ms fell into alternation, each batch its own time:
-/// twice the per-time work for the same events. A quantum about one round trip long
-/// puts the workers' batches of one round on one time again, and keeps logical time
-/// close to the wall clock (about one time per quantum).
+/// twice the per-time work for the same events. A quantum of about one round trip
+/// puts the workers' batches of one round on one time again.
 pub const MIN_TIME_QUANTUM_MS: u64 = 4;
 /// The longest quantum: a batch's time is at most this far ahead of the wall clock.
 pub const MAX_TIME_QUANTUM_MS: u64 = 64;
 
-/// The quantum for a round trip of `round_trip_ms`: the next power of two, within
-/// [`MIN_TIME_QUANTUM_MS`] and [`MAX_TIME_QUANTUM_MS`]. Powers of two nest, so the
-/// times of workers whose estimates differ by one step still often coincide.
+/// The quantum for a round trip of `round_trip_ms`: the largest power of two not
+/// above it, within [`MIN_TIME_QUANTUM_MS`] and [`MAX_TIME_QUANTUM_MS`]. Not above:
+/// rounds are then at least a quantum long, so times keep pace with the wall clock
+/// rather than running a quantum ahead per round. Powers of two nest, so the times
+/// of workers whose estimates differ by one step still often coincide.
 fn quantum_for(round_trip_ms: f64) -> u64 {
-    (round_trip_ms.max(0.0).ceil() as u64)
-        .next_power_of_two()
-        .clamp(MIN_TIME_QUANTUM_MS, MAX_TIME_QUANTUM_MS)
+    let ms = round_trip_ms.max(0.0) as u64;
+    if ms < MIN_TIME_QUANTUM_MS {
+        return MIN_TIME_QUANTUM_MS;
+    }
+    (1u64 << ms.ilog2()).min(MAX_TIME_QUANTUM_MS)
+}
+
+/// The time of a live batch read at `now_ms` by a source whose capability is at
+/// `capability`: `now_ms` rounded up to the quantum, or the capability if that is
+/// later. Never rounded beyond the capability: a source that reads more often than
+/// its quantum moves its time a millisecond per batch, not a quantum, and workers
+/// whose last batches shared a time (so their capabilities too) still share it.
+fn live_time(now_ms: u64, capability: Time, quantum: u64) -> Time {
+    aligned_time(now_ms, quantum).max(capability)
 }
 
 /// A logical time kept open over several activations while the source is behind.
@@ -401,8 +413,9 @@ pub(crate) fn render_source<'s>(
             last_read = Instant::now();
             let time = match &span {
                 Some(span) => span.time,
-                None => aligned_time(
-                    now_ms().max(*capabilities[0].time()),
+                None => live_time(
+                    now_ms(),
+                    *capabilities[0].time(),
                     quantum_for(round_trip_ms),
                 ),
             };
@@ -609,12 +622,34 @@ mod tests {
     fn the_quantum_follows_the_round_trip_within_bounds() {
         assert_eq!(quantum_for(0.0), MIN_TIME_QUANTUM_MS);
         assert_eq!(quantum_for(3.2), MIN_TIME_QUANTUM_MS);
-        assert_eq!(quantum_for(9.0), 16);
-        assert_eq!(quantum_for(35.0), 64);
+        assert_eq!(quantum_for(9.0), 8);
+        assert_eq!(quantum_for(35.0), 32);
+        assert_eq!(quantum_for(64.0), 64);
         assert_eq!(quantum_for(5_000.0), MAX_TIME_QUANTUM_MS);
         // One grid: a longer quantum's times are times of every shorter one.
         let ms = 1_700_000_000_123;
         assert_eq!(aligned_time(ms, 64) % 16, 0);
+    }
+
+    #[test]
+    fn live_times_keep_pace_with_the_wall_clock() {
+        let start = 1_700_000_000_000u64;
+        for quantum in [MIN_TIME_QUANTUM_MS, 16, MAX_TIME_QUANTUM_MS] {
+            // A batch every millisecond for a second: each time after the last, and
+            // never more than a quantum ahead of the clock.
+            let mut capability = 0;
+            for now in start..start + 1_000 {
+                let time = live_time(now, capability, quantum);
+                assert!(time >= capability && time >= now);
+                assert!(time < now + quantum, "{time} runs ahead of {now}");
+                capability = time + 1;
+            }
+            // Two workers whose capabilities agree read onto one time.
+            assert_eq!(
+                live_time(start + 3, start + 17, quantum),
+                live_time(start + 5, start + 17, quantum)
+            );
+        }
     }
 
     #[test]
