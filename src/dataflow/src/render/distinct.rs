@@ -72,13 +72,40 @@ pub(super) fn monotonic_distinct<'s>(
 /// Shards of the first-time map. A live pipeline cannot stop for long, and one map
 /// of every distinct pair doubles by rehashing all of them at once: at ~115k and
 /// ~230k pairs per worker the clickstream latency run stalled 300–430 ms. A shard
-/// holds 1/256 of the pairs, so each doubling moves a few thousand entries, and the
-/// memory an outgrown shard frees is reused by the next one to grow.
+/// holds about 1/256 of the pairs, so each doubling moves a few thousand entries,
+/// and the memory an outgrown shard frees is reused by the next one to grow.
 const SHARDS: usize = 256;
+
+/// Slots of the table that maps a pair's hash to its shard.
+const SHARD_SLOTS: usize = 4096;
+
+/// Which shard each slot of the hash space belongs to. Shards of equal shares would
+/// fill up together, and maps double at the same loads, so all 256 doubled within
+/// a few batches (a ~100 ms stall again, at ~460k pairs per worker). Shard `i`'s
+/// share grows as `2^(i / SHARDS)` instead, so the loads at which shards double are
+/// spread evenly over each doubling of the pairs: the rehashing is spread over time
+/// as the pairs arrive.
+fn shard_table() -> Vec<u8> {
+    let weights: Vec<f64> = (0..SHARDS)
+        .map(|i| (i as f64 / SHARDS as f64).exp2())
+        .collect();
+    let total: f64 = weights.iter().sum();
+    let mut table = Vec::with_capacity(SHARD_SLOTS);
+    let mut cumulative = 0.0;
+    for (shard, weight) in weights.iter().enumerate() {
+        cumulative += weight;
+        let end = ((cumulative / total) * SHARD_SLOTS as f64).round() as usize;
+        table.resize(end.max(table.len() + 1).min(SHARD_SLOTS), shard as u8);
+    }
+    table.resize(SHARD_SLOTS, (SHARDS - 1) as u8);
+    table
+}
 
 /// When each distinct pair was first seen, split by hash into [`SHARDS`] maps.
 struct FirstTimes {
     shards: Vec<PackedMap<Time>>,
+    /// A pair's shard by slot ([`shard_table`]).
+    table: Vec<u8>,
     /// Pairs over all shards.
     pairs: usize,
 }
@@ -87,6 +114,7 @@ impl Default for FirstTimes {
     fn default() -> Self {
         FirstTimes {
             shards: (0..SHARDS).map(|_| PackedMap::default()).collect(),
+            table: shard_table(),
             pairs: 0,
         }
     }
@@ -96,7 +124,8 @@ impl FirstTimes {
     /// The shard that holds `pair`. Its hash's middle bits choose it: a map indexes
     /// buckets by the low bits and tags entries with the top ones.
     fn shard(&mut self, pair: &PackedRow) -> &mut PackedMap<Time> {
-        &mut self.shards[(pair.hash_code() >> 32) as usize % SHARDS]
+        let slot = (pair.hash_code() >> 32) as usize % SHARD_SLOTS;
+        &mut self.shards[usize::from(self.table[slot])]
     }
 }
 
@@ -159,5 +188,20 @@ mod tests {
                 first.into_iter().map(|(v, t)| ((v, t), 1)).collect();
             prop_assert_eq!(run(inserts, workers), expected);
         }
+    }
+
+    #[test]
+    fn shard_shares_spread_over_a_factor_of_two() {
+        let table = shard_table();
+        assert_eq!(table.len(), SHARD_SLOTS);
+        let mut slots = vec![0usize; SHARDS];
+        for shard in &table {
+            slots[usize::from(*shard)] += 1;
+        }
+        // Every shard has a share, the last about twice the first, growing in between.
+        assert!(slots.iter().all(|n| *n > 0));
+        let (first, last) = (slots[0] as f64, slots[SHARDS - 1] as f64);
+        assert!((1.6..2.5).contains(&(last / first)), "{first} .. {last}");
+        assert!(slots[SHARDS / 2] > slots[0] && slots[SHARDS / 2] < slots[SHARDS - 1]);
     }
 }
