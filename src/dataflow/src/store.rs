@@ -10,7 +10,7 @@
 //! view at one frontier) over a broadcast channel; the changelog writer gets them
 //! over an unbounded channel so that none is ever dropped.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Instant;
 
@@ -122,11 +122,24 @@ pub struct RowCounts {
 }
 
 impl RowCounts {
+    /// Empty, hashing rows with `hasher` (the store's, shared by its views, so that
+    /// a row hashed once while consolidating a batch need not be hashed again).
+    fn with_hasher(hasher: foldhash::fast::RandomState) -> Self {
+        RowCounts {
+            table: hashbrown::HashTable::new(),
+            hasher,
+        }
+    }
+
     /// Adds `diff` to `row`'s multiplicity; a row whose multiplicity becomes zero
     /// is removed. Returns the new multiplicity.
     pub fn add(&mut self, row: &Row, diff: i64) -> i64 {
         use std::hash::BuildHasher;
-        let hash = self.hasher.hash_one(row);
+        self.add_hashed(self.hasher.hash_one(row), row, diff)
+    }
+
+    /// [`RowCounts::add`] for a row whose hash by this map's hasher is `hash`.
+    fn add_hashed(&mut self, hash: u64, row: &Row, diff: i64) -> i64 {
         let found = self
             .table
             .find_entry(hash, |(h, r, _)| *h == hash && r == row);
@@ -269,6 +282,8 @@ impl StoreState {
 #[derive(Debug)]
 pub struct ViewStore {
     state: RwLock<StoreState>,
+    /// Hashes rows for every view's [`RowCounts`] and for consolidating batches.
+    hasher: foldhash::fast::RandomState,
     subscribers: tokio::sync::broadcast::Sender<Arc<ChangeBatch>>,
     changelog: Mutex<Option<std::sync::mpsc::Sender<Arc<ChangeBatch>>>>,
     /// Apply latency and freshness histograms of this version, once registered.
@@ -336,11 +351,12 @@ impl Activity {
 impl ViewStore {
     /// An empty store for views with these names.
     pub fn new(view_names: impl IntoIterator<Item = String>) -> Self {
+        let hasher = foldhash::fast::RandomState::default();
         let views = view_names
             .into_iter()
             .map(|name| ViewContents {
                 name,
-                rows: RowCounts::default(),
+                rows: RowCounts::with_hasher(hasher.clone()),
             })
             .collect();
         ViewStore {
@@ -348,6 +364,7 @@ impl ViewStore {
                 views,
                 ..StoreState::default()
             }),
+            hasher,
             subscribers: tokio::sync::broadcast::channel(SUBSCRIBER_BUFFER).0,
             changelog: Mutex::new(None),
             metrics: OnceLock::new(),
@@ -417,16 +434,16 @@ impl ViewStore {
     ) {
         let started = Instant::now();
         let busy = !(updates.is_empty() && errors.is_empty() && progress.is_empty());
-        let changes = consolidate(updates);
+        let (changes, hashes) = consolidate(updates, &self.hasher);
         let mut net_errors: BTreeMap<DataError, i64> = BTreeMap::new();
         for (error, diff) in errors {
             *net_errors.entry(error).or_insert(0) += diff as i64;
         }
         let mut state = self.state.write().expect("view store lock poisoned");
-        for (view, row, diff) in &changes {
+        for ((view, row, diff), hash) in changes.iter().zip(hashes) {
             // Most changes touch rows already present (a count moving): the row is
             // cloned only when it is new.
-            let count = state.views[*view].rows.add(row, *diff);
+            let count = state.views[*view].rows.add_hashed(hash, row, *diff);
             if count < 0 {
                 // A negative multiplicity is a dataflow bug; keep it visible in logs.
                 tracing::error!(view = *view, ?row, count, "negative multiplicity in view");
@@ -484,19 +501,33 @@ impl ViewStore {
 
 /// Sums the diffs of equal `(view, row)` updates and drops those that cancel;
 /// the result is grouped by view, in view order.
-fn consolidate(updates: Vec<(usize, Row, isize)>) -> Vec<(usize, Row, i64)> {
-    let mut net: HashMap<(usize, Row), i64, foldhash::fast::RandomState> =
-        HashMap::with_capacity_and_hasher(updates.len(), Default::default());
+/// The net change of each `(view, row)` of `updates`, cancelled ones dropped, grouped
+/// by view; beside them, each row's hash by `hasher` (computed once here, reused to
+/// apply the change).
+fn consolidate(
+    updates: Vec<(usize, Row, isize)>,
+    hasher: &foldhash::fast::RandomState,
+) -> (Vec<(usize, Row, i64)>, Vec<u64>) {
+    use std::hash::BuildHasher;
+    let mut net: hashbrown::HashTable<(u64, usize, Row, i64)> =
+        hashbrown::HashTable::with_capacity(updates.len());
     for (view, row, diff) in updates {
-        *net.entry((view, row)).or_insert(0) += diff as i64;
+        let hash = hasher.hash_one(&row);
+        match net.find_entry(hash, |(h, v, r, _)| *h == hash && *v == view && *r == row) {
+            Ok(mut entry) => entry.get_mut().3 += diff as i64,
+            Err(_) => {
+                net.insert_unique(hash, (hash, view, row, diff as i64), |e| e.0);
+            }
+        }
     }
-    let mut changes: Vec<(usize, Row, i64)> = net
+    let mut net: Vec<(u64, usize, Row, i64)> = net.into_iter().filter(|e| e.3 != 0).collect();
+    net.sort_by_key(|(_, view, _, _)| *view);
+    let hashes = net.iter().map(|(hash, ..)| *hash).collect();
+    let changes = net
         .into_iter()
-        .filter(|(_, diff)| *diff != 0)
-        .map(|((view, row), diff)| (view, row, diff))
+        .map(|(_, view, row, diff)| (view, row, diff))
         .collect();
-    changes.sort_by_key(|(view, _, _)| *view);
-    changes
+    (changes, hashes)
 }
 
 #[cfg(test)]
@@ -548,7 +579,8 @@ mod tests {
             (2, c.clone(), 1),
             (2, c.clone(), -1),
         ];
-        let mut changes = consolidate(updates);
+        let (mut changes, hashes) = consolidate(updates, &Default::default());
+        assert_eq!(hashes.len(), changes.len());
         assert!(
             changes.windows(2).all(|w| w[0].0 <= w[1].0),
             "grouped by view"
