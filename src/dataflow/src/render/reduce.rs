@@ -27,6 +27,7 @@ use kappa_sql::expr::Expr;
 use kappa_sql::plan::{AggFunc, Aggregate, Column};
 use kappa_sql::{Row, ScalarType, Value};
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::ToStream;
 use timely::dataflow::Scope;
@@ -40,8 +41,10 @@ use crate::{Diff, Time};
 
 /// A vector of accumulators used as a differential diff: the row count, then per
 /// accumulable aggregate its count of non-NULL arguments and their accumulated sum.
+/// Inline up to one aggregate (three accumulators): a total changes at every time
+/// its key does, and each change clones the old and the new total.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Accums(Vec<i128>);
+pub struct Accums(SmallVec<[i128; 3]>);
 
 impl IsZero for Accums {
     fn is_zero(&self) -> bool {
@@ -60,7 +63,7 @@ impl Semigroup for Accums {
 }
 impl Monoid for Accums {
     fn zero() -> Self {
-        Accums(Vec::new())
+        Accums(SmallVec::new())
     }
 }
 impl Abelian for Accums {
