@@ -14,6 +14,7 @@ mod fused;
 mod join;
 mod keyed;
 mod packed;
+mod pending;
 mod reduce;
 mod scalar;
 mod state;

@@ -25,9 +25,9 @@ use kappa_sql::plan::{compare_rows, SortKey};
 use kappa_sql::{Row, Value};
 use timely::dataflow::channels::pact::{Exchange, ParallelizationContract, Pipeline};
 use timely::dataflow::operators::generic::operator::Operator;
-use timely::dataflow::operators::CapabilitySet;
 
 use super::packed::PackedRow;
+use super::pending::Pending;
 use super::Rows;
 use crate::{Diff, Time};
 
@@ -263,23 +263,13 @@ where
     rows.inner
         .unary_frontier(pact, name, move |_capability, _info| {
             let mut groups: HashMap<PackedRow, Group> = HashMap::new();
-            let mut pending: Vec<(Row, Time, Diff)> = Vec::new();
-            let mut capabilities = CapabilitySet::new();
+            let mut pending = Pending::new();
             move |(input, frontier), output| {
-                input.for_each(|capability, data| {
-                    for capability in capability.retain_stamp(0).iter() {
-                        capabilities.insert(capability.clone());
-                    }
-                    pending.append(data);
-                });
-                let frontier = frontier.frontier();
-                let (mut ready, waiting): (Vec<_>, Vec<_>) = pending
-                    .drain(..)
-                    .partition(|(_, time, _)| !frontier.less_equal(time));
-                pending = waiting;
+                input.for_each(|capability, data| pending.hold(capability, data));
+                let mut ready = pending.take_complete(frontier.frontier());
                 if !ready.is_empty() {
                     ready.sort_by_key(|(_, time, _)| *time);
-                    let mut session = output.session(&capabilities);
+                    let mut session = output.session(pending.capabilities());
                     for batch in ready.chunk_by_mut(|a, b| a.1 == b.1) {
                         let time = batch[0].1;
                         // Insertions first: a changed row's new version joins a
@@ -327,11 +317,7 @@ where
                         }
                     }
                 }
-                // Hold a capability only for the earliest time still waiting.
-                match pending.iter().map(|(_, time, _)| *time).min() {
-                    Some(earliest) => capabilities.downgrade([earliest]),
-                    None => capabilities = CapabilitySet::new(),
-                }
+                pending.release();
             }
         })
         .as_collection()

@@ -24,9 +24,9 @@ use differential_dataflow::difference::Monoid;
 use differential_dataflow::{AsCollection, ExchangeData, VecCollection};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::operator::Operator;
-use timely::dataflow::operators::CapabilitySet;
 
 use super::packed::{PackedMap, PackedRow};
+use super::pending::Pending;
 use super::state::StateSize;
 use super::UpdateSizes;
 use crate::{Diff, Time};
@@ -49,31 +49,17 @@ where
         .unary_frontier(pact, name, move |_capability, info| {
             let mut size = StateSize::new(scope, &info);
             let mut totals: PackedMap<R> = PackedMap::default();
-            let mut pending: Vec<(PackedRow, Time, R)> = Vec::new();
-            let mut capabilities = CapabilitySet::new();
+            let mut pending = Pending::new();
             move |(input, frontier), output| {
-                input.for_each(|capability, data| {
-                    for capability in capability.retain_stamp(0).iter() {
-                        capabilities.insert(capability.clone());
-                    }
-                    pending.append(data);
-                });
-                let frontier = frontier.frontier();
-                if pending
-                    .iter()
-                    .any(|(_, time, _)| !frontier.less_equal(time))
-                {
+                input.for_each(|capability, data| pending.hold(capability, data));
+                let mut complete = pending.take_complete(frontier.frontier());
+                if !complete.is_empty() {
                     // Sorted by key, then time, each key's changes of one time summed
                     // (and cancelled ones gone): a key's total at a later time builds
                     // on its earlier one, and keys are independent.
-                    consolidate_updates(&mut pending);
-                    let mut session = output.session(&capabilities);
-                    let mut waiting = Vec::new();
-                    for (key, time, delta) in pending.drain(..) {
-                        if frontier.less_equal(&time) {
-                            waiting.push((key, time, delta));
-                            continue;
-                        }
+                    consolidate_updates(&mut complete);
+                    let mut session = output.session(pending.capabilities());
+                    for (key, time, delta) in complete {
                         match totals.entry(key) {
                             Entry::Occupied(mut entry) => {
                                 let (key, total) = (entry.key().clone(), entry.get_mut());
@@ -95,13 +81,9 @@ where
                             }
                         }
                     }
-                    pending = waiting;
                     size.set(totals.len());
                 }
-                match pending.iter().map(|(_, time, _)| *time).min() {
-                    Some(earliest) => capabilities.downgrade([earliest]),
-                    None => capabilities = CapabilitySet::new(),
-                }
+                pending.release();
             }
         })
         .as_collection()
