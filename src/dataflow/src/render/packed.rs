@@ -111,11 +111,40 @@ impl PackedRow {
 
     /// The values, unpacked.
     pub(crate) fn unpack(&self) -> Row {
-        let mut rest: &[u8] = &self.bytes;
         let mut row = Vec::new();
+        self.unpack_into(&mut row);
+        row
+    }
+
+    /// Appends the values to `row`.
+    fn unpack_into(&self, row: &mut Row) {
+        let mut rest: &[u8] = &self.bytes;
         while !rest.is_empty() {
             row.push(decode(&mut rest));
         }
+    }
+}
+
+/// Unpacks keys, remembering the last one: a running total's change comes out as
+/// its old value's retraction then its new value's insertion, both of one key, so
+/// every other key unpacked is the one just before.
+#[derive(Default)]
+pub(crate) struct LastUnpacked(std::cell::RefCell<Option<(PackedRow, Row)>>);
+
+impl LastUnpacked {
+    /// `key`'s values, with room for `extra` more.
+    pub(crate) fn unpack(&self, key: PackedRow, extra: usize) -> Row {
+        let mut last = self.0.borrow_mut();
+        if let Some((previous, row)) = &*last {
+            if *previous == key {
+                let mut copy = Vec::with_capacity(row.len() + extra);
+                copy.extend_from_slice(row);
+                return copy;
+            }
+        }
+        let mut row = Vec::with_capacity(8 + extra);
+        key.unpack_into(&mut row);
+        *last = Some((key, row.clone()));
         row
     }
 }
@@ -210,6 +239,18 @@ fn decode(bytes: &mut &[u8]) -> Value {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_last_key_unpacked_is_reused_and_others_unpacked_afresh() {
+        let keys = LastUnpacked::default();
+        let a = PackedRow::pack(&[Value::Text("/p/1".into()), Value::Int(7)]);
+        let b = PackedRow::pack(&[Value::Text("/p/2".into())]);
+        for (key, extra) in [(&a, 1), (&a, 2), (&b, 0), (&a, 1), (&b, 3), (&b, 0)] {
+            let row = keys.unpack(key.clone(), extra);
+            assert_eq!(row, key.unpack());
+            assert!(row.capacity() >= row.len() + extra);
+        }
+    }
 
     fn value() -> impl Strategy<Value = Value> {
         prop_oneof![

@@ -34,7 +34,7 @@ use timely::dataflow::Scope;
 
 use super::fused::RowStage;
 use super::keyed::{self, Contribution, KeyPlan, KeyStage, Keyed, RowCount};
-use super::packed::PackedRow;
+use super::packed::{LastUnpacked, PackedRow};
 use super::{distinct, totals};
 use super::{Errors, Rows, UpdateSizes};
 use crate::{Diff, Time};
@@ -323,8 +323,9 @@ impl Reduction {
             KeyedInput::Counts(keyed) => {
                 let counted = totals::count_total(keyed.sums, &format!("Count %{node}"), sizes);
                 let counted = if single_part {
+                    let keys = LastUnpacked::default();
                     Some(counted.map(move |(key, n): (PackedRow, Diff)| {
-                        let mut row = key.unpack();
+                        let mut row = keys.unpack(key, 1);
                         finish_values(&[n as i128], &mut row);
                         row
                     }))
@@ -374,8 +375,9 @@ impl Reduction {
                 let all = differential_dataflow::collection::concatenate(scope, inputs);
                 let counted = totals::count_total(all, &format!("Accumulate %{node}"), sizes);
                 let counted = if single_part {
+                    let keys = LastUnpacked::default();
                     Some(counted.map(move |(key, acc): (PackedRow, Accums)| {
-                        let mut row = key.unpack();
+                        let mut row = keys.unpack(key, acc.0.len());
                         finish_values(&acc.0, &mut row);
                         row
                     }))
