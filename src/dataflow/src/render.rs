@@ -18,6 +18,8 @@ mod pending;
 mod reduce;
 mod scalar;
 mod state;
+#[cfg(test)]
+mod testing;
 mod topk;
 mod totals;
 

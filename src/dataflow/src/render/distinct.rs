@@ -132,44 +132,23 @@ impl FirstTimes {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
-    use std::sync::{Arc, Mutex};
 
-    use kappa_sql::Value;
     use proptest::prelude::*;
-    use timely::dataflow::operators::{Inspect, ToStream};
 
+    use super::super::testing::{int_key, run_keyed};
     use super::*;
 
     /// Runs `monotonic_distinct` over `inserts` (sent in the given order, at time 0,
     /// each carrying its own time) on `workers` workers; returns its output summed per
     /// `(value, time)`.
     fn run(inserts: Vec<(u8, Time)>, workers: usize) -> BTreeMap<(u8, Time), Diff> {
-        let out = Arc::new(Mutex::new(BTreeMap::new()));
-        let sink = out.clone();
-        timely::execute(timely::Config::process(workers), move |worker| {
-            let mine: Vec<_> = inserts
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| i % worker.peers() == worker.index())
-                .map(|(_, (v, t))| (PackedRow::pack(&[Value::Int(i64::from(*v))]), *t, 1))
-                .collect();
-            let sink = sink.clone();
-            worker.dataflow::<Time, _, _>(|scope| {
-                let pairs = mine.to_stream(scope).as_collection();
-                monotonic_distinct(pairs, "test", &UpdateSizes::default())
-                    .inner
-                    .inspect(move |(pair, time, diff)| {
-                        let Value::Int(v) = pair.unpack()[0] else {
-                            unreachable!()
-                        };
-                        *sink.lock().unwrap().entry((v as u8, *time)).or_insert(0) += diff;
-                    });
-            });
-        })
-        .expect("timely runs");
-        let mut out = std::mem::take(&mut *out.lock().unwrap());
-        out.retain(|_, d| *d != 0);
-        out
+        let updates = inserts.into_iter().map(|(v, t)| (v, t, 1)).collect();
+        run_keyed(
+            updates,
+            workers,
+            |pairs| monotonic_distinct(pairs, "test", &UpdateSizes::default()),
+            int_key,
+        )
     }
 
     proptest! {

@@ -92,13 +92,11 @@ where
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
-    use std::sync::{Arc, Mutex};
 
     use differential_dataflow::operators::CountTotal;
-    use kappa_sql::Value;
     use proptest::prelude::*;
-    use timely::dataflow::operators::{Inspect, ToStream};
 
+    use super::super::testing::{int_key, run_keyed};
     use super::*;
 
     /// Output summed per `((key, total), time)`, zeros dropped.
@@ -108,36 +106,24 @@ mod tests {
     /// spread over `workers` workers) through this `count_total` (`ours`) or
     /// differential's arrangement and `count_total`.
     fn run(updates: Vec<(u8, Time, Diff)>, workers: usize, ours: bool) -> Changes {
-        let out = Arc::new(Mutex::new(BTreeMap::new()));
-        let sink = out.clone();
-        timely::execute(timely::Config::process(workers), move |worker| {
-            let mine: Vec<_> = updates
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| i % worker.peers() == worker.index())
-                .map(|(_, (k, t, d))| (PackedRow::pack(&[Value::Int(i64::from(*k))]), *t, *d))
-                .collect();
-            let sink = sink.clone();
-            worker.dataflow::<Time, _, _>(|scope| {
-                let keys = mine.to_stream(scope).as_collection();
-                let totals = if ours {
-                    count_total(keys, "test", &UpdateSizes::default())
-                } else {
-                    keys.arrange_by_self().count_total()
-                };
-                totals.inner.inspect(move |((key, total), time, diff)| {
-                    let Value::Int(k) = key.unpack()[0] else {
-                        unreachable!()
-                    };
-                    let entry = ((k as u8, *total), *time);
-                    *sink.lock().unwrap().entry(entry).or_insert(0) += diff;
-                });
-            });
-        })
-        .expect("timely runs");
-        let mut out = std::mem::take(&mut *out.lock().unwrap());
-        out.retain(|_, d| *d != 0);
-        out
+        fn observe((key, total): &(PackedRow, Diff)) -> (u8, Diff) {
+            (int_key(key), *total)
+        }
+        if ours {
+            run_keyed(
+                updates,
+                workers,
+                |keys| count_total(keys, "test", &UpdateSizes::default()),
+                observe,
+            )
+        } else {
+            run_keyed(
+                updates,
+                workers,
+                |keys| keys.arrange_by_self().count_total(),
+                observe,
+            )
+        }
     }
 
     proptest! {
