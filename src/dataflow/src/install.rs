@@ -103,6 +103,17 @@ fn collect<'s, D: Clone + 'static>(
     })
 }
 
+/// Removes and returns the items of `items` that are `ready`, keeping the others in
+/// order. Usually all are (the frontier passed every pending time): then the vector
+/// is taken whole, not copied item by item.
+fn take_ready<T>(items: &mut Vec<T>, ready: impl Fn(&T) -> bool) -> Vec<T> {
+    if items.iter().all(&ready) {
+        std::mem::take(items)
+    } else {
+        items.extract_if(.., |item| ready(item)).collect()
+    }
+}
+
 impl Installed {
     /// The dataflow's frontier: every time before it is complete. `None` once the
     /// dataflow has finished.
@@ -119,28 +130,23 @@ impl Installed {
         if pending.views.is_empty() && pending.errors.is_empty() && pending.progress.is_empty() {
             match frontier {
                 Some(f) if store.read(|s| s.frontier) < f => {
-                    store.apply(f, false, vec![], vec![], vec![])
+                    store.apply(f, false, std::iter::empty(), vec![], vec![])
                 }
-                None if !store.read(|s| s.complete) => store.apply(0, true, vec![], vec![], vec![]),
+                None if !store.read(|s| s.complete) => {
+                    store.apply(0, true, std::iter::empty(), vec![], vec![])
+                }
                 _ => {}
             }
             return frontier.is_none();
         }
         let ready = |t: &Time| frontier.is_none_or(|f| *t < f);
-        let (views, rest): (Vec<_>, Vec<_>) = pending.views.drain(..).partition(|u| ready(&u.2));
-        pending.views = rest;
-        let (errors, rest): (Vec<_>, Vec<_>) = pending.errors.drain(..).partition(|u| ready(&u.1));
-        pending.errors = rest;
-        let (progress, rest): (Vec<_>, Vec<_>) =
-            pending.progress.drain(..).partition(|u| ready(&u.1));
-        pending.progress = rest;
+        let views = take_ready(&mut pending.views, |u| ready(&u.2));
+        let errors = take_ready(&mut pending.errors, |u| ready(&u.1));
+        let progress = take_ready(&mut pending.progress, |u| ready(&u.1));
         store.apply(
             frontier.unwrap_or(now_ms()),
             frontier.is_none(),
-            views
-                .into_iter()
-                .map(|(v, row, _, d)| (v, row, d))
-                .collect(),
+            views.into_iter().map(|(v, row, _, d)| (v, row, d)),
             errors.into_iter().map(|(e, _, d)| (e, d)).collect(),
             progress.into_iter().map(|(p, _)| p).collect(),
         );

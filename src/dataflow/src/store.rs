@@ -140,9 +140,26 @@ impl RowCounts {
 
     /// [`RowCounts::add`] for a row whose hash by this map's hasher is `hash`.
     fn add_hashed(&mut self, hash: u64, row: &Row, diff: i64) -> i64 {
+        self.add_with(hash, row, diff, Row::clone)
+    }
+
+    /// [`RowCounts::add_hashed`] taking the row: a new row is moved in, not cloned.
+    fn add_hashed_owned(&mut self, hash: u64, row: Row, diff: i64) -> i64 {
+        self.add_with(hash, row, diff, |row| row)
+    }
+
+    /// Adds `diff` to the multiplicity of `row` (hash `hash`), storing `own(row)`
+    /// when the row is new.
+    fn add_with<R: std::borrow::Borrow<Row>>(
+        &mut self,
+        hash: u64,
+        row: R,
+        diff: i64,
+        own: impl FnOnce(R) -> Row,
+    ) -> i64 {
         let found = self
             .table
-            .find_entry(hash, |(h, r, _)| *h == hash && r == row);
+            .find_entry(hash, |(h, r, _)| *h == hash && r == row.borrow());
         match found {
             Ok(mut entry) => {
                 entry.get_mut().2 += diff;
@@ -155,10 +172,15 @@ impl RowCounts {
             Err(_) if diff == 0 => 0,
             Err(_) => {
                 self.table
-                    .insert_unique(hash, (hash, row.clone(), diff), |(h, _, _)| *h);
+                    .insert_unique(hash, (hash, own(row), diff), |(h, _, _)| *h);
                 diff
             }
         }
+    }
+
+    /// An entry of hash `hash` whose multiplicity is negative, if any.
+    fn negative(&self, hash: u64) -> Option<&(u64, Row, i64)> {
+        self.table.find(hash, |(h, _, n)| *h == hash && *n < 0)
     }
 
     /// Each distinct row with its multiplicity, in no order.
@@ -423,32 +445,59 @@ impl ViewStore {
             .take();
     }
 
+    /// Whether an applied batch has anyone to receive it: the changelog writer
+    /// (`changelog`, under its lock) or a live subscriber.
+    fn is_listened(&self, changelog: &Option<std::sync::mpsc::Sender<Arc<ChangeBatch>>>) -> bool {
+        changelog.is_some() || self.subscribers.receiver_count() > 0
+    }
+
     /// Applies updates whose times are before `frontier`, atomically for all views.
     pub(crate) fn apply(
         &self,
         frontier: u64,
         complete: bool,
-        updates: Vec<(usize, Row, isize)>,
+        mut updates: impl ExactSizeIterator<Item = (usize, Row, isize)>,
         errors: Vec<(DataError, isize)>,
         progress: Vec<SourceProgress>,
     ) {
         let started = Instant::now();
-        let busy = !(updates.is_empty() && errors.is_empty() && progress.is_empty());
-        let (changes, hashes) = consolidate(updates, &self.hasher);
+        let busy = !(updates.len() == 0 && errors.is_empty() && progress.is_empty());
+        let had_updates = updates.len() > 0;
+        // Consolidated (outside the lock) only for whoever receives the batch.
+        let mut consolidated = self
+            .is_listened(&self.changelog.lock().expect("changelog lock poisoned"))
+            .then(|| consolidate(updates.by_ref(), &self.hasher));
         let mut net_errors: BTreeMap<DataError, i64> = BTreeMap::new();
         for (error, diff) in errors {
             *net_errors.entry(error).or_insert(0) += diff as i64;
         }
+        // Taken before the state, and held until the batch is sent: a changelog set
+        // meanwhile could otherwise miss a batch that was applied without being built.
+        let changelog = self.changelog.lock().expect("changelog lock poisoned");
         let mut state = self.state.write().expect("view store lock poisoned");
-        for ((view, row, diff), hash) in changes.iter().zip(hashes) {
-            // Most changes touch rows already present (a count moving): the row is
-            // cloned only when it is new.
-            let count = state.views[*view].rows.add_hashed(hash, row, *diff);
-            if count < 0 {
-                // A negative multiplicity is a dataflow bug; keep it visible in logs.
-                tracing::error!(view = *view, ?row, count, "negative multiplicity in view");
-            }
+        // Decided under the write lock: a subscriber arriving later reads these
+        // changes in its snapshot, so a batch nobody receives need not be built.
+        let listened = self.is_listened(&changelog);
+        if listened && consolidated.is_none() {
+            consolidated = Some(consolidate(updates.by_ref(), &self.hasher));
         }
+        let changes = match consolidated {
+            Some((changes, hashes)) => {
+                for ((view, row, diff), hash) in changes.iter().zip(hashes) {
+                    // Most changes touch rows already present (a count moving): the
+                    // row is cloned only when it is new.
+                    let count = state.views[*view].rows.add_hashed(hash, row, *diff);
+                    if count < 0 {
+                        report_negative(*view, row, count);
+                    }
+                }
+                changes
+            }
+            None => {
+                apply_unconsolidated(&mut state.views, updates, &self.hasher);
+                Vec::new()
+            }
+        };
         let mut new_errors = Vec::new();
         for (error, diff) in net_errors {
             state.error_count = state.error_count.saturating_add_signed(diff);
@@ -480,10 +529,15 @@ impl ViewStore {
         if let Some(metrics) = self.metrics.get().filter(|_| busy) {
             metrics.applied(started.elapsed(), &progress_append_times);
         }
-        if changes.is_empty() && new_errors.is_empty() {
+        // Unconsolidated updates are not known to cancel out: they count as a change.
+        let changed = !changes.is_empty() || (had_updates && !listened);
+        if !changed && new_errors.is_empty() {
             return;
         }
         state.seq += 1;
+        if !listened {
+            return;
+        }
         let batch = Arc::new(ChangeBatch {
             seq: state.seq,
             frontier: state.frontier,
@@ -493,24 +547,52 @@ impl ViewStore {
         // Published under the write lock so subscribers see batches in frontier order
         // and a `subscribe` snapshot is never followed by a batch it already contains.
         let _ = self.subscribers.send(batch.clone());
-        if let Some(sender) = &*self.changelog.lock().expect("changelog lock poisoned") {
+        if let Some(sender) = &*changelog {
             let _ = sender.send(batch);
         }
     }
 }
 
-/// Sums the diffs of equal `(view, row)` updates and drops those that cancel;
-/// the result is grouped by view, in view order.
+/// Logs a row whose multiplicity went negative: a dataflow bug, kept visible.
+fn report_negative(view: usize, row: &Row, count: i64) {
+    tracing::error!(view, ?row, count, "negative multiplicity in view");
+}
+
+/// Adds each of `updates` to its view's rows as it comes, moving new rows in: what
+/// [`ViewStore::apply`] does when no batch is built, so nothing needs consolidating.
+/// Updates of a batch may come in any order (a row's retraction before its
+/// insertion, from different times), so a multiplicity may be negative in between;
+/// only one still negative at the end is reported.
+fn apply_unconsolidated(
+    views: &mut [ViewContents],
+    updates: impl Iterator<Item = (usize, Row, isize)>,
+    hasher: &foldhash::fast::RandomState,
+) {
+    use std::hash::BuildHasher;
+    let mut went_negative = Vec::new();
+    for (view, row, diff) in updates {
+        let hash = hasher.hash_one(&row);
+        if views[view].rows.add_hashed_owned(hash, row, diff as i64) < 0 {
+            went_negative.push((view, hash));
+        }
+    }
+    for (view, hash) in went_negative {
+        if let Some((_, row, count)) = views[view].rows.negative(hash) {
+            report_negative(view, row, *count);
+        }
+    }
+}
+
 /// The net change of each `(view, row)` of `updates`, cancelled ones dropped, grouped
 /// by view; beside them, each row's hash by `hasher` (computed once here, reused to
 /// apply the change).
 fn consolidate(
-    updates: Vec<(usize, Row, isize)>,
+    updates: impl Iterator<Item = (usize, Row, isize)>,
     hasher: &foldhash::fast::RandomState,
 ) -> (Vec<(usize, Row, i64)>, Vec<u64>) {
     use std::hash::BuildHasher;
     let mut net: hashbrown::HashTable<(u64, usize, Row, i64)> =
-        hashbrown::HashTable::with_capacity(updates.len());
+        hashbrown::HashTable::with_capacity(updates.size_hint().0);
     for (view, row, diff) in updates {
         let hash = hasher.hash_one(&row);
         match net.find_entry(hash, |(h, v, r, _)| *h == hash && *v == view && *r == row) {
@@ -579,7 +661,7 @@ mod tests {
             (2, c.clone(), 1),
             (2, c.clone(), -1),
         ];
-        let (mut changes, hashes) = consolidate(updates, &Default::default());
+        let (mut changes, hashes) = consolidate(updates.into_iter(), &Default::default());
         assert_eq!(hashes.len(), changes.len());
         assert!(
             changes.windows(2).all(|w| w[0].0 <= w[1].0),
@@ -602,7 +684,8 @@ mod tests {
                 (0, row.clone(), 1),
                 (1, row.clone(), 1),
                 (1, row.clone(), -1),
-            ],
+            ]
+            .into_iter(),
             vec![],
             vec![],
         );
@@ -613,5 +696,49 @@ mod tests {
         });
         let batch = rx.try_recv().unwrap();
         assert_eq!(batch.changes, vec![(0, row, 2)]);
+    }
+
+    #[test]
+    fn applies_unconsolidated_updates_in_any_order_when_nobody_listens() {
+        let store = ViewStore::new(["a".to_string()]);
+        let (old, new) = (
+            vec![Value::text("p"), Value::Int(1)],
+            vec![Value::text("p"), Value::Int(2)],
+        );
+        store.apply(
+            1,
+            false,
+            vec![(0, old.clone(), 1)].into_iter(),
+            vec![],
+            vec![],
+        );
+        // A later time's retraction may come before an earlier one's insertion.
+        let updates = vec![
+            (0, new.clone(), -1),
+            (0, old.clone(), -1),
+            (0, new.clone(), 2),
+        ];
+        store.apply(3, false, updates.into_iter(), vec![], vec![]);
+        let (rows, mut rx) = store.subscribe(|s| {
+            let rows: Vec<_> = s
+                .view("a")
+                .unwrap()
+                .rows
+                .iter()
+                .map(|(r, n)| (r.clone(), *n))
+                .collect();
+            (rows, s.seq)
+        });
+        assert_eq!(rows, (vec![(new.clone(), 1)], 2));
+        // Once someone listens, batches are built again.
+        store.apply(
+            4,
+            false,
+            vec![(0, new.clone(), -1)].into_iter(),
+            vec![],
+            vec![],
+        );
+        let batch = rx.try_recv().unwrap();
+        assert_eq!((batch.seq, batch.changes.clone()), (3, vec![(0, new, -1)]));
     }
 }
