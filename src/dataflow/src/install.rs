@@ -4,9 +4,10 @@
 //! Every view change, data error and source progress record is exchanged to
 //! worker 0 and buffered there until the dataflow's frontier (one probe over all of
 //! them, on every worker) has passed its time; then [`Installed::apply_ready`]
-//! applies everything before the frontier to the store in one step.
+//! hands everything before the frontier to the version's [`Applier`], which
+//! applies it to the store in one step.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use timely::dataflow::operators::{Exchange, Operator, Probe};
 use timely::dataflow::Stream;
 use timely::worker::Worker;
 
+use crate::applier::{Applier, Ready};
 use crate::error::DataError;
 use crate::render::render_plan;
 use crate::source::{now_ms, SourceConfig, SourceControl, SourceProgress};
@@ -45,6 +47,12 @@ pub(crate) struct Installed {
     pub(crate) control: Rc<SourceControl>,
     /// Bytes per update of its named arrangements, for size metrics.
     pub(crate) update_bytes: BTreeMap<String, usize>,
+    /// The pipeline's name, for the applier thread's.
+    pipeline: String,
+    /// Applies ready updates to the store; started by the first `apply_ready`.
+    applier: RefCell<Option<Applier>>,
+    /// The last frontier handed to the applier, and whether it was the end.
+    handed: Cell<(Option<Time>, bool)>,
 }
 
 /// Renders `plan` as a new dataflow on `worker`.
@@ -88,6 +96,9 @@ pub(crate) fn install(
         dataflow,
         control,
         update_bytes,
+        pipeline: plan.name.clone(),
+        applier: RefCell::new(None),
+        handed: Cell::new((None, false)),
     })
 }
 
@@ -121,35 +132,33 @@ impl Installed {
         self.probe.with_frontier(|f| f.first().copied())
     }
 
-    /// Moves every pending update before the frontier (all of them when the dataflow
-    /// is complete) into the store, in one atomic application. Returns whether the
-    /// dataflow is complete.
-    pub(crate) fn apply_ready(&self, store: &ViewStore) -> bool {
+    /// Hands every pending update before the frontier (all of them when the
+    /// dataflow is complete) to the applier, which applies them to `store` in one
+    /// atomic application. Returns whether the dataflow is complete.
+    pub(crate) fn apply_ready(&self, store: &Arc<ViewStore>) -> bool {
         let frontier = self.frontier();
+        let complete = frontier.is_none();
         let mut pending = self.pending.borrow_mut();
-        if pending.views.is_empty() && pending.errors.is_empty() && pending.progress.is_empty() {
-            match frontier {
-                Some(f) if store.read(|s| s.frontier) < f => {
-                    store.apply(f, false, std::iter::empty(), vec![], vec![])
-                }
-                None if !store.read(|s| s.complete) => {
-                    store.apply(0, true, std::iter::empty(), vec![], vec![])
-                }
-                _ => {}
-            }
-            return frontier.is_none();
+        let nothing_pending =
+            pending.views.is_empty() && pending.errors.is_empty() && pending.progress.is_empty();
+        if nothing_pending && self.handed.get() == (frontier, complete) {
+            return complete;
         }
         let ready = |t: &Time| frontier.is_none_or(|f| *t < f);
-        let views = take_ready(&mut pending.views, |u| ready(&u.2));
-        let errors = take_ready(&mut pending.errors, |u| ready(&u.1));
-        let progress = take_ready(&mut pending.progress, |u| ready(&u.1));
-        store.apply(
-            frontier.unwrap_or(now_ms()),
-            frontier.is_none(),
-            views.into_iter().map(|(v, row, _, d)| (v, row, d)),
-            errors.into_iter().map(|(e, _, d)| (e, d)).collect(),
-            progress.into_iter().map(|(p, _)| p).collect(),
-        );
-        frontier.is_none()
+        let ready = Ready {
+            frontier: frontier.unwrap_or(now_ms()),
+            complete,
+            views: take_ready(&mut pending.views, |u| ready(&u.2)),
+            errors: take_ready(&mut pending.errors, |u| ready(&u.1)),
+            progress: take_ready(&mut pending.progress, |u| ready(&u.1)),
+        };
+        self.handed.set((frontier, complete));
+        self.applier
+            .borrow_mut()
+            .get_or_insert_with(|| {
+                Applier::spawn(store.clone(), format!("{}-apply", self.pipeline))
+            })
+            .send(ready);
+        complete
     }
 }

@@ -6,6 +6,7 @@
 //! Bad records and failing rows are data ([`error::DataError`]), routed to the
 //! dead-letter topic. Logical times are wall-clock milliseconds at ingestion.
 
+mod applier;
 pub mod engine;
 pub mod error;
 mod install;
