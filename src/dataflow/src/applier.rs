@@ -81,14 +81,18 @@ impl Applier {
     }
 
     /// Queues `ready` for the store, waiting while the queue is full.
+    ///
+    /// # Panics
+    /// When the applier thread has panicked: the store no longer follows the
+    /// dataflow, and the worker fails as it would have applying the updates itself.
     pub(crate) fn send(&self, ready: Ready) {
         let sender = self
             .sender
             .as_ref()
             .expect("an applier's sender lives until drop");
-        // The thread ends only when the sender is dropped, or by a panic, which the
-        // join in `drop` reports.
-        let _ = sender.send(ready);
+        if sender.send(ready).is_err() {
+            panic!("the store applier thread stopped");
+        }
     }
 }
 
