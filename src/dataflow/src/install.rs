@@ -51,8 +51,9 @@ pub(crate) struct Installed {
     pipeline: String,
     /// Applies ready updates to the store; started by the first `apply_ready`.
     applier: RefCell<Option<Applier>>,
-    /// The last frontier handed to the applier, and whether it was the end.
-    handed: Cell<(Option<Time>, bool)>,
+    /// The frontier last handed to the applier (`Some(None)`: the end); `None`
+    /// before the first hand-over.
+    handed: Cell<Option<Option<Time>>>,
 }
 
 /// Renders `plan` as a new dataflow on `worker`.
@@ -98,7 +99,7 @@ pub(crate) fn install(
         update_bytes,
         pipeline: plan.name.clone(),
         applier: RefCell::new(None),
-        handed: Cell::new((None, false)),
+        handed: Cell::new(None),
     })
 }
 
@@ -141,7 +142,7 @@ impl Installed {
         let mut pending = self.pending.borrow_mut();
         let nothing_pending =
             pending.views.is_empty() && pending.errors.is_empty() && pending.progress.is_empty();
-        if nothing_pending && self.handed.get() == (frontier, complete) {
+        if nothing_pending && self.handed.get() == Some(frontier) {
             return complete;
         }
         let ready = |t: &Time| frontier.is_none_or(|f| *t < f);
@@ -152,7 +153,7 @@ impl Installed {
             errors: take_ready(&mut pending.errors, |u| ready(&u.1)),
             progress: take_ready(&mut pending.progress, |u| ready(&u.1)),
         };
-        self.handed.set((frontier, complete));
+        self.handed.set(Some(frontier));
         self.applier
             .borrow_mut()
             .get_or_insert_with(|| {
@@ -160,5 +161,19 @@ impl Installed {
             })
             .send(ready);
         complete
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::take_ready;
+
+    #[test]
+    fn take_ready_keeps_the_rest_in_order() {
+        let mut items = vec![1, 5, 2, 7, 3];
+        assert_eq!(take_ready(&mut items, |t| *t < 4), vec![1, 2, 3]);
+        assert_eq!(items, vec![5, 7]);
+        assert_eq!(take_ready(&mut items, |_| true), vec![5, 7]);
+        assert!(items.is_empty());
     }
 }
