@@ -7,7 +7,7 @@
 //!   the log end, event-time watermark, failed reads and whether a partition is
 //!   unreachable now, frontier, dead letters, view sizes), so nothing is added to the
 //!   per-record path;
-//! - observed by the store when worker 0 applies a batch at a frontier: the apply
+//! - observed by the store when a batch is applied at a frontier: the apply
 //!   latency, and freshness — the time from a record's append to its being visible
 //!   in the views (from the append timestamp of each partition batch's last record).
 //!

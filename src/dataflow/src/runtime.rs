@@ -3,8 +3,9 @@
 //! [`start`] installs the rendered plan on every worker (threads of this
 //! process, or a cluster of processes through timely's own communication) and
 //! drives it. Worker 0 receives every view change, error and source progress
-//! record, and applies them to the [`ViewStore`] once the dataflow's frontier has
-//! passed them, so readers only ever see complete, consistent states. A separate
+//! record, and has them applied to the [`ViewStore`] (on an applier thread) once
+//! the dataflow's frontier has passed them, so readers only ever see complete,
+//! consistent states. A separate
 //! writer thread appends applied changes to the changelog topics and errors to the
 //! dead-letter topic, so log fsyncs never stall the dataflow.
 

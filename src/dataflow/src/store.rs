@@ -1,8 +1,8 @@
 //! The materialized state of a running pipeline version, as readers see it.
 //!
 //! Every view's changes, every data error and every source's progress flow out of
-//! the dataflow to worker 0, which applies them here only once the dataflow's
-//! frontier has passed their time. Each application happens under one write lock,
+//! the dataflow to worker 0, whose applier thread applies them here only once the
+//! dataflow's frontier has passed their time. Each application happens under one write lock,
 //! for all views at once, so a reader always sees every view at the same logical
 //! time, reflecting the same log offsets: never half a batch.
 //!
