@@ -461,19 +461,20 @@ impl ViewStore {
         progress: Vec<SourceProgress>,
     ) {
         let started = Instant::now();
-        let busy = !(updates.len() == 0 && errors.is_empty() && progress.is_empty());
         let had_updates = updates.len() > 0;
-        // Consolidated (outside the lock) only for whoever receives the batch.
+        let busy = had_updates || !errors.is_empty() || !progress.is_empty();
+        // Held until the batch is sent: a changelog set meanwhile could otherwise
+        // miss a batch that was applied without being built. (Only setting up or
+        // closing the changelog writer waits for it.)
+        let changelog = self.changelog.lock().expect("changelog lock poisoned");
+        // Consolidated (outside the state lock) only for whoever receives the batch.
         let mut consolidated = self
-            .is_listened(&self.changelog.lock().expect("changelog lock poisoned"))
+            .is_listened(&changelog)
             .then(|| consolidate(updates.by_ref(), &self.hasher));
         let mut net_errors: BTreeMap<DataError, i64> = BTreeMap::new();
         for (error, diff) in errors {
             *net_errors.entry(error).or_insert(0) += diff as i64;
         }
-        // Taken before the state, and held until the batch is sent: a changelog set
-        // meanwhile could otherwise miss a batch that was applied without being built.
-        let changelog = self.changelog.lock().expect("changelog lock poisoned");
         let mut state = self.state.write().expect("view store lock poisoned");
         // Decided under the write lock: a subscriber arriving later reads these
         // changes in its snapshot, so a batch nobody receives need not be built.
