@@ -33,8 +33,8 @@ use kappa_sql::{Row, Value};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
-use timely::dataflow::operators::generic::OutputBuilder;
-use timely::dataflow::operators::{Capability, Operator};
+use timely::dataflow::operators::generic::{OutputBuilder, OutputBuilderSession};
+use timely::dataflow::operators::{Capability, InputCapability, Operator};
 
 use super::fused::RowStage;
 use super::packed::{PackedMap, PackedRow};
@@ -357,6 +357,59 @@ pub(super) fn keyed<'s, C: Contribution>(
     (keyed, errors)
 }
 
+/// Sums per key and time, gathered within one activation of an operator and sent
+/// at its end: a pre-aggregation that adds no latency and holds no capability.
+pub(super) struct TimedSums<R> {
+    pending: Vec<(Capability<Time>, PackedMap<R>)>,
+}
+
+impl<R> Default for TimedSums<R> {
+    fn default() -> Self {
+        TimedSums {
+            pending: Vec::new(),
+        }
+    }
+}
+
+/// The output of an operator that sends sums.
+pub(super) type SumsOutput<'a, R> =
+    OutputBuilderSession<'a, Time, CapacityContainerBuilder<Vec<(PackedRow, Time, R)>>>;
+
+impl<R: Monoid + Clone + 'static> TimedSums<R> {
+    /// Adds to `key`'s sum at `time` with `add`; `capability` is the input's, at or
+    /// before `time`.
+    pub(super) fn add(
+        &mut self,
+        capability: &InputCapability<Time>,
+        time: Time,
+        key: &PackedRow,
+        add: impl FnOnce(&mut R),
+    ) {
+        let slot = match self.pending.iter().position(|(c, _)| *c.time() == time) {
+            Some(slot) => slot,
+            None => {
+                let delayed = capability.delayed(&time, 0);
+                self.pending.push((delayed, PackedMap::default()));
+                self.pending.len() - 1
+            }
+        };
+        add_to(&mut self.pending[slot].1, key, add);
+    }
+
+    /// Sends every non-zero sum at its time, releasing the capabilities.
+    pub(super) fn flush(&mut self, output: &mut SumsOutput<'_, R>) {
+        for (capability, sums) in self.pending.drain(..) {
+            let time = *capability.time();
+            let mut session = output.session(&capability);
+            for (key, sum) in sums {
+                if !sum.is_zero() {
+                    session.give((key, time, sum));
+                }
+            }
+        }
+    }
+}
+
 /// Sums, per time within each activation, what each update adds to its key: `key`
 /// gives an update's packed key and `add` adds the update, `diff` times, to its
 /// key's sum. The pre-aggregation of [`keyed`], for a stream that is keyed already
@@ -377,31 +430,14 @@ where
             Pipeline,
             name,
             |_, _| {
-                let mut pending: Vec<(Capability<Time>, PackedMap<R>)> = Vec::new();
+                let mut sums = TimedSums::default();
                 move |input, output| {
-                    input.for_each(|cap, data| {
+                    input.for_each(|capability, data| {
                         for (item, time, diff) in data.drain(..) {
-                            let slot = match pending.iter().position(|(c, _)| *c.time() == time) {
-                                Some(slot) => slot,
-                                None => {
-                                    pending.push((cap.delayed(&time, 0), PackedMap::default()));
-                                    pending.len() - 1
-                                }
-                            };
-                            add_to(&mut pending[slot].1, &key(&item), |sum| {
-                                add(&item, sum, diff)
-                            });
+                            sums.add(&capability, time, &key(&item), |sum| add(&item, sum, diff));
                         }
                     });
-                    for (capability, sums) in pending.drain(..) {
-                        let time = *capability.time();
-                        let mut session = output.session(&capability);
-                        for (key, sum) in sums {
-                            if !sum.is_zero() {
-                                session.give((key, time, sum));
-                            }
-                        }
-                    }
+                    sums.flush(output);
                 }
             },
         );

@@ -348,15 +348,8 @@ impl Reduction {
                 for (pairs, (slot, (_, func, ty))) in keyed.distinct.into_iter().zip(distinct_specs)
                 {
                     let slots = self.specs.len();
-                    let name = format!("Distinct %{node}.{slot}");
-                    let pairs = if keyed.monotonic {
-                        distinct::monotonic_distinct(pairs, &name, sizes)
-                    } else {
-                        sizes.arrange_by_self(pairs, &name).distinct_total()
-                    };
                     // Each new distinct value adds one to its key's count: summed per
                     // key before the accumulating arrangement, not one update per value.
-                    let name = format!("Sum distinct %{node}.{slot}");
                     let add = move |pair: &PackedRow, sum: &mut Accums, diff: Diff| {
                         let acc = &mut sum.0;
                         if acc.len() < 1 + 2 * slots {
@@ -370,7 +363,14 @@ impl Reduction {
                         }
                     };
                     let key = move |pair: &PackedRow| pair.prefix(width);
-                    inputs.push(keyed::sum_by_key(pairs, &name, key, add));
+                    let name = format!("Distinct %{node}.{slot}");
+                    inputs.push(if keyed.monotonic {
+                        distinct::monotonic_distinct_sums(pairs, &name, sizes, key, add)
+                    } else {
+                        let distinct = sizes.arrange_by_self(pairs, &name).distinct_total();
+                        let name = format!("Sum distinct %{node}.{slot}");
+                        keyed::sum_by_key(distinct, &name, key, add)
+                    });
                 }
                 let all = differential_dataflow::collection::concatenate(scope, inputs);
                 let counted = totals::count_total(all, &format!("Accumulate %{node}"), sizes);
