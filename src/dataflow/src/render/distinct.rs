@@ -5,10 +5,11 @@
 //! derive from them: no retractions) is *monotonic*, and a distinct pair of it, once
 //! present, stays present. Its distinct set is then "each pair, from the first time
 //! it occurs", which needs no multiplicities, no trace to seek, and no wait for the
-//! frontier: a pair not seen before is emitted at once (+1 at its time); a pair seen
+//! frontier: a pair not seen before counts at once (+1 at its time); a pair seen
 //! before at a later time (updates of different times may arrive in any order) is
 //! moved to the earlier time (+1 there, -1 at the later one), so the output is exact
-//! at every time. This is Materialize's reasoning for monotonic rendering. For
+//! at every time. What a pair counts for goes straight into its key's sum (a count
+//! of distinct values, or their sum), so the operator sends per-key sums, not pairs. This is Materialize's reasoning for monotonic rendering. For
 //! `COUNT(DISTINCT)` over a source it replaces an arrangement that sorted and merged
 //! every pair and a `distinct_total` that sought each one in a trace of several
 //! batches, and it removes a frontier-gated stage from the live path.
