@@ -4,12 +4,11 @@
 //! (keys of arrangements, exchange hashes). Floats get a total order through
 //! [`F64`]; timestamps are epoch milliseconds.
 
+use serde::{Deserialize, Serialize};
+pub use smol_str::SmolStr;
 use std::cmp::Ordering;
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
-
-use serde::{Deserialize, Serialize};
 
 /// The type of a column or expression.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -112,8 +111,12 @@ pub enum Value {
     Int(i64),
     /// A `DOUBLE`.
     Float(F64),
-    /// A `TEXT`; shared so that cloning a row does not copy its strings.
-    Text(Arc<str>),
+    /// A `TEXT`: kept inline when short (up to 23 bytes: ids, names, codes, most
+    /// event fields), else shared. Short text then costs no allocation, no reference
+    /// count and no pointer to chase: cloning or dropping a row of it touches only
+    /// the row, and two workers never write one count. Longer text is an `Arc<str>`
+    /// inside, so cloning a row still copies no strings.
+    Text(SmolStr),
     /// A `TIMESTAMP` in epoch milliseconds.
     Timestamp(i64),
 }
@@ -124,7 +127,7 @@ pub type Row = Vec<Value>;
 impl Value {
     /// A `TEXT` value.
     pub fn text(s: &str) -> Value {
-        Value::Text(Arc::from(s))
+        Value::Text(SmolStr::new(s))
     }
 
     /// A `DOUBLE` value.

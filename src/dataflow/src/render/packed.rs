@@ -2,9 +2,9 @@
 //!
 //! Keys of reductions, distinct `(key, value)` pairs and top-k groups live in
 //! arrangements, where they are sorted, merged and sought many times and kept for
-//! as long as the view lives. As `Vec<Value>` each was a heap allocation holding
-//! reference-counted strings: every comparison chased two pointers per column and
-//! every clone and drop touched atomic reference counts. A [`PackedRow`] is the
+//! as long as the view lives. As `Vec<Value>` each would be a heap allocation of
+//! 24-byte values (long strings behind a pointer and a reference count), compared
+//! value by value. A [`PackedRow`] is the
 //! row's values encoded into (usually inline) bytes, with a 64-bit hash of those
 //! bytes computed once:
 //!
@@ -19,9 +19,8 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
-use std::sync::Arc;
 
-use kappa_sql::types::F64;
+use kappa_sql::types::{SmolStr, F64};
 use kappa_sql::{Row, Value};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
@@ -53,18 +52,19 @@ impl Hash for PackedRow {
 impl PackedRow {
     /// Packs `values`, in order.
     pub(crate) fn pack<'a>(values: impl IntoIterator<Item = &'a Value>) -> Self {
-        let mut bytes = SmallVec::new();
+        let mut encoder = Encoder::default();
         for value in values {
-            encode(value, &mut bytes);
+            encoder.push(value);
         }
-        Self::from_bytes(bytes)
+        encoder.finish()
     }
 
     /// This row with `value` appended.
     pub(crate) fn with(&self, value: &Value) -> Self {
-        let mut bytes = self.bytes.clone();
-        encode(value, &mut bytes);
-        Self::from_bytes(bytes)
+        let mut encoder = Encoder::default();
+        encoder.put(&self.bytes);
+        encoder.push(value);
+        encoder.finish()
     }
 
     fn from_bytes(bytes: SmallVec<[u8; INLINE]>) -> Self {
@@ -198,29 +198,80 @@ impl Hash for Fingerprint {
 /// A hash map keyed by row fingerprints.
 pub(crate) type FingerprintMap<R> = HashMap<Fingerprint, R, BuildHasherDefault<CarriedHash>>;
 
-fn encode(value: &Value, out: &mut SmallVec<[u8; INLINE]>) {
-    match value {
-        Value::Null => out.push(NULL),
-        Value::Bool(false) => out.push(FALSE),
-        Value::Bool(true) => out.push(TRUE),
-        Value::Int(i) => {
-            out.push(INT);
-            out.extend_from_slice(&i.to_le_bytes());
+/// Bytes a row is encoded into on the stack before it becomes a [`PackedRow`].
+const STACK: usize = 64;
+
+/// Encodes a row's values: into a buffer on the stack while they fit (one copy into
+/// the row at the end; keys are packed once or more per input row, and the checks
+/// of a `SmallVec` on every push cost more than the encoding), on the heap beyond.
+struct Encoder {
+    stack: [u8; STACK],
+    len: usize,
+    /// All bytes, once they outgrew the stack.
+    heap: Vec<u8>,
+}
+
+impl Default for Encoder {
+    fn default() -> Self {
+        Encoder {
+            stack: [0; STACK],
+            len: 0,
+            heap: Vec::new(),
         }
-        Value::Float(f) => {
-            out.push(FLOAT);
-            out.extend_from_slice(&F64::new(f.get()).get().to_bits().to_le_bytes());
+    }
+}
+
+impl Encoder {
+    /// Appends `bytes`.
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        let end = self.len + bytes.len();
+        if end <= STACK {
+            self.stack[self.len..end].copy_from_slice(bytes);
+        } else {
+            if self.heap.is_empty() {
+                self.heap.extend_from_slice(&self.stack[..self.len]);
+            }
+            self.heap.extend_from_slice(bytes);
         }
-        Value::Text(s) => {
-            out.push(TEXT);
-            // Text longer than 4 GiB cannot reach a row: payloads are bounded far below.
-            out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-            out.extend_from_slice(s.as_bytes());
+        self.len = end;
+    }
+
+    /// Appends `value`'s encoding.
+    #[inline]
+    fn push(&mut self, value: &Value) {
+        match value {
+            Value::Null => self.put(&[NULL]),
+            Value::Bool(false) => self.put(&[FALSE]),
+            Value::Bool(true) => self.put(&[TRUE]),
+            Value::Int(i) => self.put_tagged(INT, i.to_le_bytes()),
+            Value::Float(f) => {
+                self.put_tagged(FLOAT, F64::new(f.get()).get().to_bits().to_le_bytes())
+            }
+            Value::Text(s) => {
+                // Text longer than 4 GiB cannot reach a row: payloads are bounded far below.
+                let [a, b, c, d] = (s.len() as u32).to_le_bytes();
+                self.put(&[TEXT, a, b, c, d]);
+                self.put(s.as_bytes());
+            }
+            Value::Timestamp(ms) => self.put_tagged(TIMESTAMP, ms.to_le_bytes()),
         }
-        Value::Timestamp(ms) => {
-            out.push(TIMESTAMP);
-            out.extend_from_slice(&ms.to_le_bytes());
-        }
+    }
+
+    /// Appends a tag and eight bytes, as one copy of a fixed size.
+    fn put_tagged(&mut self, tag: u8, bytes: [u8; 8]) {
+        let mut tagged = [tag; 9];
+        tagged[1..].copy_from_slice(&bytes);
+        self.put(&tagged);
+    }
+
+    fn finish(self) -> PackedRow {
+        let bytes = if self.len <= STACK {
+            SmallVec::from_slice(&self.stack[..self.len])
+        } else {
+            SmallVec::from_vec(self.heap)
+        };
+        PackedRow::from_bytes(bytes)
     }
 }
 
@@ -254,7 +305,7 @@ fn decode(bytes: &mut &[u8]) -> Value {
         TEXT => {
             let len = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
             let text = std::str::from_utf8(&rest[4..4 + len]).expect("packed text is UTF-8");
-            (Value::Text(Arc::from(text)), 4 + len)
+            (Value::Text(SmolStr::new(text)), 4 + len)
         }
         other => unreachable!("unknown packed tag {other}"),
     };
@@ -333,6 +384,16 @@ mod tests {
         let a = PackedRow::pack(&[Value::float(0.0)]);
         let b = PackedRow::pack(&[Value::float(-0.0)]);
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn rows_longer_than_the_stack_buffer_pack_alike_either_way() {
+        let long = Value::text(&"x".repeat(STACK));
+        let row = vec![Value::Int(1), long.clone(), Value::text("tail")];
+        let packed = PackedRow::pack(&row);
+        assert_eq!(packed.unpack(), row);
+        assert_eq!(PackedRow::pack(&row[..2]).with(&row[2]), packed);
+        assert_eq!(PackedRow::pack(&[long]).unpack().len(), 1);
     }
 
     #[test]

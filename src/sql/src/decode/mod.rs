@@ -311,6 +311,7 @@ enum Scalar<'a> {
 }
 
 /// A JSON scalar as a value of a column's type, or `None` when it is not one.
+#[inline(always)]
 fn convert(
     ty: ScalarType,
     scalar: Scalar<'_>,
@@ -432,15 +433,22 @@ mod tests {
     }
 
     #[test]
-    fn repeated_strings_share_one_allocation() {
+    fn short_strings_are_inline_and_repeated_long_ones_share_one_allocation() {
         let d = JsonDecoder::new(&source());
-        let a = d.decode(br#"{"ts":1,"user":"u1"}"#).unwrap();
-        let b = d.decode(br#"{"ts":2,"user":"u1"}"#).unwrap();
+        let url = "https://example.com/products/1234567";
+        let a = d
+            .decode(format!(r#"{{"ts":1,"user":"{url}"}}"#).as_bytes())
+            .unwrap();
+        let b = d
+            .decode(format!(r#"{{"ts":2,"user":"{url}"}}"#).as_bytes())
+            .unwrap();
         let c = d.decode(br#"{"ts":3,"user":"u2"}"#).unwrap();
         match (&a[1], &b[1], &c[1]) {
             (Value::Text(a), Value::Text(b), Value::Text(c)) => {
-                assert!(std::sync::Arc::ptr_eq(a, b));
-                assert_eq!(&**c, "u2");
+                assert!(a.is_heap_allocated() && std::ptr::eq(a.as_str(), b.as_str()));
+                assert_eq!(a, url);
+                assert!(!c.is_heap_allocated());
+                assert_eq!(c, "u2");
             }
             other => panic!("expected texts, got {other:?}"),
         }

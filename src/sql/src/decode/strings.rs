@@ -1,20 +1,23 @@
-//! Decoded strings: shared when a column's values repeat, plain allocations when
-//! they do not.
+//! Decoded strings: inline when short, shared when long and repeated, plain
+//! allocations otherwise.
 //!
-//! A text column whose values repeat across records (a page, an action, a country)
-//! decodes best through a small cache: a hit shares one `Arc`, so rows that are kept
-//! (materialized, arranged) hold one allocation per distinct value, and comparing two
-//! of them is a pointer comparison. A column of many distinct values (user ids,
-//! order ids) gains nothing: its lookups mostly miss, and each miss costs a hash, a
-//! cache-missing probe and a comparison on top of the allocation it makes anyway.
-//! Measured on the clickstream workload (100k users over one 64k-slot cache shared by
-//! all columns), the cache was ~15% of a 1-worker run; allocating every string was
-//! faster. So each column has its own cache and its own hit rate: a column that
+//! Strings of up to [`SmolStr::INLINE_CAP`] bytes (ids, names, codes: most event
+//! fields) are kept inside their [`Value`](crate::Value), with nothing to allocate
+//! or share. A longer text column whose values repeat across records (a URL, a user
+//! agent) decodes best through a small cache: a hit shares one `Arc`, so rows that
+//! are kept (materialized, arranged) hold one allocation per distinct value. A
+//! column of many distinct values gains nothing: its lookups mostly miss, and each
+//! miss costs a hash, a cache-missing probe and a comparison on top of the
+//! allocation it makes anyway (measured on the clickstream workload before short
+//! strings were inline: one cache shared by all columns was ~15% of a 1-worker
+//! run). So each column has its own cache and its own hit rate: a column that
 //! misses most lookups over a window bypasses its cache for a while, then tries it
 //! again (values of a column can become repetitive later).
 
 use std::cell::RefCell;
 use std::sync::Arc;
+
+use smol_str::SmolStr;
 
 /// Slots per column: 64 KiB of slots, the size of a core's L1/L2-friendly working set,
 /// enough for the few thousand hot values of a repetitive column.
@@ -45,17 +48,20 @@ struct ColumnCache {
 }
 
 impl StringCache {
-    /// `s`, decoded for column `column`, as an `Arc` shared with earlier equal values
-    /// when the column's cache holds one.
-    pub(super) fn get(&self, column: usize, s: &str) -> Arc<str> {
+    /// `s`, decoded for column `column`: inline when short, else sharing an
+    /// earlier equal value when the column's cache holds one.
+    pub(super) fn get(&self, column: usize, s: &str) -> SmolStr {
+        if s.len() <= SmolStr::INLINE_CAP {
+            return SmolStr::new_inline(s);
+        }
         if s.len() > MAX_LEN {
-            return Arc::from(s);
+            return SmolStr::from(s);
         }
         let mut columns = self.0.borrow_mut();
         if columns.len() <= column {
             columns.resize_with(column + 1, ColumnCache::default);
         }
-        columns[column].get(s)
+        SmolStr::from(columns[column].get(s))
     }
 }
 
@@ -94,15 +100,35 @@ impl ColumnCache {
 mod tests {
     use super::*;
 
+    /// A string too long to be inline, distinct per `i`.
+    fn long(i: impl std::fmt::Display) -> String {
+        format!("https://example.com/a/long/path/{i}")
+    }
+
+    /// Whether `a` and `b` share one allocation.
+    fn shared(a: &SmolStr, b: &SmolStr) -> bool {
+        a.is_heap_allocated() && std::ptr::eq(a.as_str(), b.as_str())
+    }
+
+    #[test]
+    fn short_strings_are_inline() {
+        let cache = StringCache::default();
+        let value = "u18289";
+        let (a, b) = (cache.get(0, value), cache.get(0, value));
+        assert!(!a.is_heap_allocated() && a == b && a == value);
+        let longest = "x".repeat(SmolStr::INLINE_CAP);
+        assert!(!cache.get(0, &longest).is_heap_allocated());
+    }
+
     #[test]
     fn a_repetitive_column_shares_its_values() {
         let cache = StringCache::default();
         for round in 0..3 * WINDOW {
-            let value = format!("page{}", round % 16);
+            let value = long(round % 16);
             let a = cache.get(0, &value);
             let b = cache.get(0, &value);
-            assert!(Arc::ptr_eq(&a, &b));
-            assert_eq!(&*a, value);
+            assert!(shared(&a, &b));
+            assert_eq!(a, value);
         }
     }
 
@@ -110,22 +136,21 @@ mod tests {
     fn a_column_of_distinct_values_bypasses_its_cache_then_tries_again() {
         let cache = StringCache::default();
         for i in 0..WINDOW {
-            assert_eq!(&*cache.get(1, &format!("user{i}")), format!("user{i}"));
+            assert_eq!(cache.get(1, &long(i)), long(i));
         }
         // The window missed: the column now allocates each string.
-        let (a, b) = (cache.get(1, "u"), cache.get(1, "u"));
-        assert!(!Arc::ptr_eq(&a, &b) && *a == *b);
+        let u = long("u");
+        let (a, b) = (cache.get(1, &u), cache.get(1, &u));
+        assert!(!shared(&a, &b) && a == b);
         // Another column keeps its own cache.
-        let (c, d) = (cache.get(0, "p"), cache.get(0, "p"));
-        assert!(Arc::ptr_eq(&c, &d));
+        let p = long("p");
+        let (c, d) = (cache.get(0, &p), cache.get(0, &p));
+        assert!(shared(&c, &d));
         for _ in 0..BYPASS {
-            cache.get(1, "u");
+            cache.get(1, &u);
         }
-        let (a, b) = (cache.get(1, "u"), cache.get(1, "u"));
-        assert!(
-            Arc::ptr_eq(&a, &b),
-            "after the bypass the cache is tried again"
-        );
+        let (a, b) = (cache.get(1, &u), cache.get(1, &u));
+        assert!(shared(&a, &b), "after the bypass the cache is tried again");
     }
 
     #[test]
@@ -133,6 +158,6 @@ mod tests {
         let cache = StringCache::default();
         let long = "x".repeat(MAX_LEN + 1);
         let (a, b) = (cache.get(0, &long), cache.get(0, &long));
-        assert!(!Arc::ptr_eq(&a, &b) && *a == *b);
+        assert!(!shared(&a, &b) && a == b);
     }
 }
