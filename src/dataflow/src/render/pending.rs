@@ -4,6 +4,14 @@
 //! with capabilities for the times they hold, take the updates of the times their
 //! input frontier has passed, and keep capabilities only for the earliest time still
 //! held, so frontiers downstream advance as soon as nothing earlier can come out.
+//!
+//! Updates are held by time: such an operator is activated for every message it
+//! receives, and asking "is any held time complete?" and "which is the earliest?"
+//! of one list of every held update cost time in proportion to the list, on every
+//! activation (a replay span holds tens of thousands of updates per operator, and
+//! with two workers each arrives in more, smaller messages).
+
+use std::collections::BTreeMap;
 
 use timely::dataflow::operators::{CapabilitySet, InputCapability};
 use timely::progress::frontier::AntichainRef;
@@ -12,14 +20,15 @@ use crate::Time;
 
 /// Updates of `D` with diffs `R` waiting for their times to complete.
 pub(super) struct Pending<D, R> {
-    updates: Vec<(D, Time, R)>,
+    /// The updates held, by time.
+    by_time: BTreeMap<Time, Vec<(D, Time, R)>>,
     capabilities: CapabilitySet<Time>,
 }
 
 impl<D, R> Pending<D, R> {
     pub(super) fn new() -> Self {
         Pending {
-            updates: Vec::new(),
+            by_time: BTreeMap::new(),
             capabilities: CapabilitySet::new(),
         }
     }
@@ -33,23 +42,40 @@ impl<D, R> Pending<D, R> {
         for capability in capability.retain_stamp(0).iter() {
             self.capabilities.insert(capability.clone());
         }
-        self.updates.append(updates);
+        let Some((_, first, _)) = updates.first() else {
+            return;
+        };
+        let first = *first;
+        if updates.iter().all(|(_, time, _)| *time == first) {
+            // The usual message: one time, moved or appended whole.
+            match self.by_time.get_mut(&first) {
+                Some(held) => held.append(updates),
+                None => {
+                    self.by_time.insert(first, std::mem::take(updates));
+                }
+            }
+        } else {
+            for update in updates.drain(..) {
+                self.by_time.entry(update.1).or_default().push(update);
+            }
+        }
     }
 
     /// The updates whose times `frontier` has passed, taken out (none, without
     /// moving anything, when no held time is complete).
     pub(super) fn take_complete(&mut self, frontier: AntichainRef<'_, Time>) -> Vec<(D, Time, R)> {
-        if !self
-            .updates
-            .iter()
-            .any(|(_, time, _)| !frontier.less_equal(time))
-        {
-            return Vec::new();
+        let mut complete = Vec::new();
+        while let Some(entry) = self.by_time.first_entry() {
+            if frontier.less_equal(entry.key()) {
+                break;
+            }
+            let mut updates = entry.remove();
+            if complete.is_empty() {
+                complete = updates;
+            } else {
+                complete.append(&mut updates);
+            }
         }
-        let (complete, waiting) = std::mem::take(&mut self.updates)
-            .into_iter()
-            .partition(|(_, time, _)| !frontier.less_equal(time));
-        self.updates = waiting;
         complete
     }
 
@@ -60,9 +86,60 @@ impl<D, R> Pending<D, R> {
 
     /// Keeps a capability only for the earliest time still held.
     pub(super) fn release(&mut self) {
-        match self.updates.iter().map(|(_, time, _)| *time).min() {
-            Some(earliest) => self.capabilities.downgrade([earliest]),
+        match self.by_time.keys().next() {
+            Some(earliest) => self.capabilities.downgrade([*earliest]),
             None => self.capabilities = CapabilitySet::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use timely::progress::Antichain;
+
+    use super::*;
+
+    #[test]
+    fn takes_complete_times_in_order_and_keeps_the_rest() {
+        let checked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = checked.clone();
+        timely::execute_directly(move |worker| {
+            use timely::container::CapacityContainerBuilder;
+            use timely::dataflow::channels::pact::Pipeline;
+            use timely::dataflow::operators::{Operator, ToStream};
+            worker.dataflow::<Time, _, _>(|scope| {
+                let updates = vec![(1u8, 5, 1), (2, 3, 1), (3, 5, -1), (4, 9, 1), (5, 3, 2)];
+                type Out = CapacityContainerBuilder<Vec<u8>>;
+                updates.to_stream(scope).unary_frontier::<Out, _, _, _>(
+                    Pipeline,
+                    "test",
+                    |_, _| {
+                        move |(input, _frontier), _output| {
+                            let mut pending: Pending<u8, i64> = Pending::new();
+                            input.for_each(|capability, data| {
+                                let mut data: Vec<(u8, Time, i64)> = std::mem::take(data);
+                                pending.hold(capability, &mut data);
+                            });
+                            if pending.by_time.is_empty() {
+                                return;
+                            }
+                            let at = |t: Time| Antichain::from_elem(t);
+                            assert!(pending.take_complete(at(3).borrow()).is_empty());
+                            let mut first = pending.take_complete(at(6).borrow());
+                            first.sort();
+                            assert_eq!(first, vec![(1, 5, 1), (2, 3, 1), (3, 5, -1), (5, 3, 2)]);
+                            pending.release();
+                            assert_eq!(pending.capabilities().first().map(|c| *c.time()), Some(9));
+                            let rest = pending.take_complete(Antichain::new().borrow());
+                            assert_eq!(rest, vec![(4, 9, 1)]);
+                            pending.release();
+                            assert!(pending.capabilities().is_empty());
+                            done.store(true, std::sync::atomic::Ordering::SeqCst);
+                        }
+                    },
+                );
+            });
+        });
+        assert!(checked.load(std::sync::atomic::Ordering::SeqCst));
     }
 }
