@@ -406,6 +406,13 @@ fn eval_binary(op: BinaryOp, l: &Value, r: &Value) -> Result<Value, EvalError> {
     if l.is_null() || r.is_null() {
         return Ok(Value::Null);
     }
+    // (In)equality of two values of one type, the usual filter (`action = 'buy'`):
+    // their equality is their order's `Equal`, without the general comparison.
+    if matches!(op, BinaryOp::Eq | BinaryOp::NotEq)
+        && std::mem::discriminant(l) == std::mem::discriminant(r)
+    {
+        return Ok(Value::Bool((l == r) == (op == BinaryOp::Eq)));
+    }
     let ordering = |wanted: &[std::cmp::Ordering]| -> Result<Value, EvalError> {
         Ok(match compare(l, r)? {
             Some(o) => Value::Bool(wanted.contains(&o)),
@@ -723,6 +730,37 @@ mod tests {
         assert_eq!(bin(BinaryOp::Or, Null, Bool(true)), Ok(Bool(true)));
         assert_eq!(bin(BinaryOp::Or, Null, Bool(false)), Ok(Null));
         assert_eq!(bin(BinaryOp::Eq, Null, Null), Ok(Null));
+    }
+
+    #[test]
+    fn equality_of_one_type_agrees_with_the_order() {
+        use Value::{Bool, Float, Int, Null, Timestamp};
+        let values = [
+            Int(1),
+            Int(-1),
+            Value::float(0.0),
+            Float(F64::new(-0.0)),
+            Value::float(f64::NAN),
+            Value::float(1.5),
+            Value::text("buy"),
+            Value::text("view"),
+            Value::text(&"long text beyond the inline size".repeat(2)),
+            Timestamp(5),
+            Bool(true),
+            Bool(false),
+        ];
+        for a in &values {
+            for b in &values {
+                let ordered = compare(a, b).ok().flatten().map(|o| o.is_eq());
+                let eq = bin(BinaryOp::Eq, a.clone(), b.clone()).ok();
+                let ne = bin(BinaryOp::NotEq, a.clone(), b.clone()).ok();
+                assert_eq!(eq, ordered.map(Bool), "{a:?} = {b:?}");
+                assert_eq!(ne, ordered.map(|e| Bool(!e)), "{a:?} <> {b:?}");
+            }
+        }
+        // Across numeric types, equality is numeric; with NULL it is NULL.
+        assert_eq!(bin(BinaryOp::Eq, Int(1), Value::float(1.0)), Ok(Bool(true)));
+        assert_eq!(bin(BinaryOp::NotEq, Null, Int(1)), Ok(Null));
     }
 
     #[test]
