@@ -10,6 +10,7 @@
 //! their own: they are evaluated inside the source's operator ([`fused`]).
 
 mod distinct;
+mod first_seen;
 mod fused;
 mod join;
 mod keyed;

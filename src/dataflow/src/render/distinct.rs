@@ -1,5 +1,5 @@
 //! The distinct `(key, value)` pairs of a `DISTINCT` aggregate over an append-only
-//! input: a hash map of first times, no arrangement.
+//! input: a table of first times, no arrangement.
 //!
 //! A collection that only ever grows (a source's rows, and what stateless operators
 //! derive from them: no retractions) is *monotonic*, and a distinct pair of it, once
@@ -17,16 +17,15 @@
 //! Inputs that may retract (a reduction over a join, a union with a negation, ...)
 //! keep differential's `distinct_total` ([`super::reduce`] chooses).
 
-use std::collections::hash_map::Entry;
-
 use differential_dataflow::difference::Monoid;
 use differential_dataflow::{AsCollection, VecCollection};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::operator::Operator;
 
+use super::first_seen::{FirstSeen, Recorded};
 use super::keyed::TimedSums;
-use super::packed::{Fingerprint, FingerprintMap, PackedRow};
+use super::packed::{Fingerprint, PackedRow};
 use super::state::StateSize;
 use super::UpdateSizes;
 use crate::{Diff, Time};
@@ -66,28 +65,42 @@ where
                 let mut sums = TimedSums::default();
                 move |input, output| {
                     input.for_each(|capability, data| {
-                        for (pair, time, diff) in data.drain(..) {
-                            debug_assert!(diff > 0, "a monotonic collection does not retract");
-                            // One probe per pair: most pairs are new.
-                            match first_seen.shard(&pair).entry(pair.fingerprint()) {
-                                Entry::Vacant(entry) => {
-                                    entry.insert(time);
-                                    first_seen.pairs += 1;
-                                    sums.add(&capability, time, &key(&pair), |sum| {
-                                        add(&pair, sum, 1)
-                                    });
+                        for chunk in data.chunks(PREFETCH) {
+                            // Touch every pair's slot before recording any: the
+                            // loads are independent, so their cache misses overlap
+                            // instead of being waited for one after another.
+                            let mut fingerprints = [Fingerprint::default(); PREFETCH];
+                            let mut touched = 0;
+                            for ((pair, _, _), fingerprint) in chunk.iter().zip(&mut fingerprints) {
+                                *fingerprint = pair.fingerprint();
+                                touched ^= first_seen.shard(pair).touch(*fingerprint);
+                            }
+                            std::hint::black_box(touched);
+                            for ((pair, time, diff), fingerprint) in chunk.iter().zip(fingerprints)
+                            {
+                                debug_assert!(*diff > 0, "a monotonic collection does not retract");
+                                let time = *time;
+                                match first_seen.shard(pair).record(fingerprint, time) {
+                                    Recorded::New => {
+                                        first_seen.pairs += 1;
+                                        sums.add(&capability, time, &key(pair), |sum| {
+                                            add(pair, sum, 1)
+                                        });
+                                    }
+                                    // Seen before at a later time (updates of different
+                                    // times arrive in any order): it moves to this one.
+                                    Recorded::Moved { later } => {
+                                        let key = key(pair);
+                                        sums.add(&capability, later, &key, |sum| {
+                                            add(pair, sum, -1)
+                                        });
+                                        sums.add(&capability, time, &key, |sum| add(pair, sum, 1));
+                                    }
+                                    Recorded::Seen => {}
                                 }
-                                // Seen before at a later time (updates of different
-                                // times arrive in any order): it moves to this one.
-                                Entry::Occupied(mut entry) if time < *entry.get() => {
-                                    let later = std::mem::replace(entry.get_mut(), time);
-                                    let key = key(&pair);
-                                    sums.add(&capability, later, &key, |sum| add(&pair, sum, -1));
-                                    sums.add(&capability, time, &key, |sum| add(&pair, sum, 1));
-                                }
-                                Entry::Occupied(_) => {}
                             }
                         }
+                        data.clear();
                     });
                     sums.flush(output);
                     size.set(first_seen.pairs);
@@ -96,6 +109,9 @@ where
         )
         .as_collection()
 }
+
+/// Pairs whose slots are touched together before they are recorded.
+const PREFETCH: usize = 16;
 
 /// Shards of the first-time map. A live pipeline cannot stop for long, and one map
 /// of every distinct pair doubles by rehashing all of them at once: at ~115k and
@@ -129,15 +145,13 @@ fn shard_table() -> Vec<u8> {
     table
 }
 
-/// When each distinct pair was first seen, split by hash into [`SHARDS`] maps.
+/// When each distinct pair was first seen, split by hash into [`SHARDS`] tables.
 ///
 /// Pairs are kept by fingerprint, not by their bytes: an entry is 24 bytes rather
-/// than 48, and finding one compares integers rather than rows. The map is the
-/// operator's whole state and is sought once per input pair at a random place, so
-/// its size is what a pair costs (memory-bound: ~17% of a 1-worker clickstream run
-/// with rows as keys). Fingerprints may collide; see [`PackedRow::fingerprint`].
+/// than 48, and finding one compares integers rather than rows ([`FirstSeen`]).
+/// Fingerprints may collide; see [`PackedRow::fingerprint`].
 struct FirstTimes {
-    shards: Vec<FingerprintMap<Time>>,
+    shards: Vec<FirstSeen>,
     /// A pair's shard by slot ([`shard_table`]).
     table: Vec<u8>,
     /// Pairs over all shards.
@@ -147,7 +161,7 @@ struct FirstTimes {
 impl Default for FirstTimes {
     fn default() -> Self {
         FirstTimes {
-            shards: (0..SHARDS).map(|_| FingerprintMap::default()).collect(),
+            shards: (0..SHARDS).map(|_| FirstSeen::default()).collect(),
             table: shard_table(),
             pairs: 0,
         }
@@ -155,9 +169,9 @@ impl Default for FirstTimes {
 }
 
 impl FirstTimes {
-    /// The shard that holds `pair`. Its hash's middle bits choose it: a map indexes
-    /// buckets by the low bits and tags entries with the top ones.
-    fn shard(&mut self, pair: &PackedRow) -> &mut FingerprintMap<Time> {
+    /// The shard that holds `pair`, chosen by its hash (which exchange uses too; a
+    /// shard's slots are chosen by the fingerprint, independent of it).
+    fn shard(&mut self, pair: &PackedRow) -> &mut FirstSeen {
         let slot = (pair.hash_code() >> 32) as usize % SHARD_SLOTS;
         &mut self.shards[usize::from(self.table[slot])]
     }

@@ -185,19 +185,10 @@ impl Hasher for CarriedHash {
 pub(crate) type PackedMap<R> = HashMap<PackedRow, R, BuildHasherDefault<CarriedHash>>;
 
 /// A row's 128-bit fingerprint ([`PackedRow::fingerprint`]), as two halves: a
-/// `u128` is 16-byte aligned, which would pad a map entry of it and a time to 32 bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Fingerprint(u64, u64);
-
-impl Hash for Fingerprint {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        // Its bits are well mixed already: the low half is a hash.
-        state.write_u64(self.0);
-    }
-}
-
-/// A hash map keyed by row fingerprints.
-pub(crate) type FingerprintMap<R> = HashMap<Fingerprint, R, BuildHasherDefault<CarriedHash>>;
+/// `u128` is 16-byte aligned, which would pad an entry of it and a time to 32 bytes.
+/// Both halves are well-mixed hash bits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Fingerprint(pub(crate) u64, pub(crate) u64);
 
 /// Bytes a row is encoded into on the stack before it becomes a [`PackedRow`].
 const STACK: usize = 64;
