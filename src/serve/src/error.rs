@@ -58,7 +58,17 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error_code": self.code, "message": self.message });
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The rest of the refused body is still on the connection, and the server
+            // closes it after this response. Saying so keeps a client from sending its
+            // next request on it (which then fails as an incomplete message).
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        response
     }
 }
 
@@ -125,5 +135,26 @@ impl From<kappa_controller::ControllerError> for ApiError {
             code,
             message: e.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_body_closes_the_connection_and_other_errors_do_not() {
+        let too_large = ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: "payload_too_large",
+            message: "too large".into(),
+        }
+        .into_response();
+        assert_eq!(too_large.headers()[axum::http::header::CONNECTION], "close");
+        let not_found = ApiError::not_found("unknown_pipeline", "no such pipeline").into_response();
+        assert!(not_found
+            .headers()
+            .get(axum::http::header::CONNECTION)
+            .is_none());
     }
 }
