@@ -9,7 +9,8 @@
 //! before at a later time (updates of different times may arrive in any order) is
 //! moved to the earlier time (+1 there, -1 at the later one), so the output is exact
 //! at every time. What a pair counts for goes straight into its key's sum (a count
-//! of distinct values, or their sum), so the operator sends per-key sums, not pairs. This is Materialize's reasoning for monotonic rendering. For
+//! of distinct values, or their sum), so the operator sends per-key sums, not
+//! pairs. This is Materialize's reasoning for monotonic rendering. For
 //! `COUNT(DISTINCT)` over a source it replaces an arrangement that sorted and merged
 //! every pair and a `distinct_total` that sought each one in a trace of several
 //! batches, and it removes a frontier-gated stage from the live path.
@@ -50,7 +51,7 @@ pub(super) fn monotonic_distinct_sums<'s, R>(
 where
     R: Monoid + Clone + 'static,
 {
-    // Its state is a map entry per pair: a fingerprint and a time.
+    // Its state is a table entry per pair: a fingerprint and a time.
     sizes.note::<Fingerprint, (), ()>(name);
     let pact = Exchange::new(|(pair, _, _): &(PackedRow, Time, Diff)| pair.hash_code());
     let scope = pairs.inner.scope();
@@ -65,41 +66,9 @@ where
                 let mut sums = TimedSums::default();
                 move |input, output| {
                     input.for_each(|capability, data| {
-                        for chunk in data.chunks(PREFETCH) {
-                            // Touch every pair's slot before recording any: the
-                            // loads are independent, so their cache misses overlap
-                            // instead of being waited for one after another.
-                            let mut fingerprints = [Fingerprint::default(); PREFETCH];
-                            let mut touched = 0;
-                            for ((pair, _, _), fingerprint) in chunk.iter().zip(&mut fingerprints) {
-                                *fingerprint = pair.fingerprint();
-                                touched ^= first_seen.shard(pair).touch(*fingerprint);
-                            }
-                            std::hint::black_box(touched);
-                            for ((pair, time, diff), fingerprint) in chunk.iter().zip(fingerprints)
-                            {
-                                debug_assert!(*diff > 0, "a monotonic collection does not retract");
-                                let time = *time;
-                                match first_seen.shard(pair).record(fingerprint, time) {
-                                    Recorded::New => {
-                                        first_seen.pairs += 1;
-                                        sums.add(&capability, time, &key(pair), |sum| {
-                                            add(pair, sum, 1)
-                                        });
-                                    }
-                                    // Seen before at a later time (updates of different
-                                    // times arrive in any order): it moves to this one.
-                                    Recorded::Moved { later } => {
-                                        let key = key(pair);
-                                        sums.add(&capability, later, &key, |sum| {
-                                            add(pair, sum, -1)
-                                        });
-                                        sums.add(&capability, time, &key, |sum| add(pair, sum, 1));
-                                    }
-                                    Recorded::Seen => {}
-                                }
-                            }
-                        }
+                        first_seen.record_all(data, |pair, time, diff| {
+                            sums.add(&capability, time, &key(pair), |sum| add(pair, sum, diff))
+                        });
                         data.clear();
                     });
                     sums.flush(output);
@@ -169,6 +138,43 @@ impl Default for FirstTimes {
 }
 
 impl FirstTimes {
+    /// Records `pairs`, calling `counts` with each change to the distinct set: a new
+    /// pair (+1 at its time), or a pair seen before at a later time (updates of
+    /// different times arrive in any order), which moves: -1 at the later time, +1 at
+    /// this one.
+    fn record_all(
+        &mut self,
+        pairs: &[(PackedRow, Time, Diff)],
+        mut counts: impl FnMut(&PackedRow, Time, Diff),
+    ) {
+        for chunk in pairs.chunks(PREFETCH) {
+            // Touch every pair's slot before recording any: the loads are
+            // independent, so their cache misses overlap instead of being waited for
+            // one after another.
+            let mut fingerprints = [Fingerprint::default(); PREFETCH];
+            let mut touched = 0;
+            for ((pair, _, _), fingerprint) in chunk.iter().zip(&mut fingerprints) {
+                *fingerprint = pair.fingerprint();
+                touched ^= self.shard(pair).touch(*fingerprint);
+            }
+            std::hint::black_box(touched);
+            for ((pair, time, diff), fingerprint) in chunk.iter().zip(fingerprints) {
+                debug_assert!(*diff > 0, "a monotonic collection does not retract");
+                match self.shard(pair).record(fingerprint, *time) {
+                    Recorded::New => {
+                        self.pairs += 1;
+                        counts(pair, *time, 1);
+                    }
+                    Recorded::Moved { later } => {
+                        counts(pair, later, -1);
+                        counts(pair, *time, 1);
+                    }
+                    Recorded::Seen => {}
+                }
+            }
+        }
+    }
+
     /// The shard that holds `pair`, chosen by its hash (which exchange uses too; a
     /// shard's slots are chosen by the fingerprint, independent of it).
     fn shard(&mut self, pair: &PackedRow) -> &mut FirstSeen {
