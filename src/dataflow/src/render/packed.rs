@@ -4,9 +4,8 @@
 //! arrangements, where they are sorted, merged and sought many times and kept for
 //! as long as the view lives. As `Vec<Value>` each would be a heap allocation of
 //! 24-byte values (long strings behind a pointer and a reference count), compared
-//! value by value. A [`PackedRow`] is the
-//! row's values encoded into (usually inline) bytes, with a 64-bit hash of those
-//! bytes computed once:
+//! value by value. A [`PackedRow`] is the row's values encoded into (usually
+//! inline) bytes, with a 64-bit hash of those bytes computed once:
 //!
 //! - order is by hash, then bytes: a total order consistent with equality, which is
 //!   all arrangements need (nothing may depend on it meaning anything else);
