@@ -151,16 +151,16 @@ impl FirstTimes {
             // Touch every pair's slot before recording any: the loads are
             // independent, so their cache misses overlap instead of being waited for
             // one after another.
-            let mut fingerprints = [Fingerprint::default(); PREFETCH];
+            let mut found = [(0, Fingerprint::default()); PREFETCH];
             let mut touched = 0;
-            for ((pair, _, _), fingerprint) in chunk.iter().zip(&mut fingerprints) {
-                *fingerprint = pair.fingerprint();
-                touched ^= self.shard(pair).touch(*fingerprint);
+            for ((pair, _, _), (shard, fingerprint)) in chunk.iter().zip(&mut found) {
+                (*shard, *fingerprint) = (self.shard_of(pair), pair.fingerprint());
+                touched ^= self.shards[*shard].touch(*fingerprint);
             }
             std::hint::black_box(touched);
-            for ((pair, time, diff), fingerprint) in chunk.iter().zip(fingerprints) {
+            for ((pair, time, diff), (shard, fingerprint)) in chunk.iter().zip(found) {
                 debug_assert!(*diff > 0, "a monotonic collection does not retract");
-                match self.shard(pair).record(fingerprint, *time) {
+                match self.shards[shard].record(fingerprint, *time) {
                     Recorded::New => {
                         self.pairs += 1;
                         counts(pair, *time, 1);
@@ -177,9 +177,9 @@ impl FirstTimes {
 
     /// The shard that holds `pair`, chosen by its hash (which exchange uses too; a
     /// shard's slots are chosen by the fingerprint, independent of it).
-    fn shard(&mut self, pair: &PackedRow) -> &mut FirstSeen {
+    fn shard_of(&self, pair: &PackedRow) -> usize {
         let slot = (pair.hash_code() >> 32) as usize % SHARD_SLOTS;
-        &mut self.shards[usize::from(self.table[slot])]
+        usize::from(self.table[slot])
     }
 }
 
