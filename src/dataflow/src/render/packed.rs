@@ -140,6 +140,11 @@ impl PackedRow {
 /// Unpacks keys, remembering the last one: a running total's change comes out as
 /// its old value's retraction then its new value's insertion, both of one key, so
 /// every other key unpacked is the one just before.
+///
+/// The remembered values live in a buffer reused from key to key, and each row
+/// handed out is one allocation of exactly the size asked for: a live pipeline
+/// unpacks two rows per changed key per time, and the rows are freed on the
+/// store's thread, so every allocation here costs twice.
 #[derive(Default)]
 pub(crate) struct LastUnpacked(std::cell::RefCell<Option<(PackedRow, Row)>>);
 
@@ -147,16 +152,22 @@ impl LastUnpacked {
     /// `key`'s values, with room for `extra` more.
     pub(crate) fn unpack(&self, key: PackedRow, extra: usize) -> Row {
         let mut last = self.0.borrow_mut();
-        if let Some((previous, row)) = &*last {
-            if *previous == key {
-                let mut copy = Vec::with_capacity(row.len() + extra);
-                copy.extend_from_slice(row);
-                return copy;
+        match &mut *last {
+            Some((previous, _)) if *previous == key => {}
+            Some((previous, values)) => {
+                values.clear();
+                key.unpack_into(values);
+                *previous = key;
+            }
+            None => {
+                let mut values = Row::new();
+                key.unpack_into(&mut values);
+                *last = Some((key, values));
             }
         }
-        let mut row = Vec::with_capacity(8 + extra);
-        key.unpack_into(&mut row);
-        *last = Some((key, row.clone()));
+        let (_, values) = last.as_ref().expect("a key was just remembered");
+        let mut row = Vec::with_capacity(values.len() + extra);
+        row.extend_from_slice(values);
         row
     }
 }

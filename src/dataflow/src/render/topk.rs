@@ -263,6 +263,10 @@ where
     rows.inner
         .unary_frontier(pact, name, move |_capability, _info| {
             let mut groups: HashMap<PackedRow, Group> = HashMap::new();
+            // A top-k without a group key ranks one group: its key, packed once.
+            let whole = group_key
+                .is_empty()
+                .then(|| PackedRow::pack(std::iter::empty::<&Value>()));
             let mut pending = Pending::new();
             move |(input, frontier), output| {
                 input.for_each(|capability, data| pending.hold(capability, data));
@@ -279,14 +283,19 @@ where
                         batch.sort_unstable_by_key(|(_, _, diff)| std::cmp::Reverse(*diff));
                         let mut touched: Vec<PackedRow> = Vec::new();
                         for (row, _, diff) in batch.iter_mut() {
-                            let key = PackedRow::pack(group_key.iter().map(|c| &row[*c]));
-                            let group = groups.entry(key.clone()).or_default();
+                            let key = match &whole {
+                                Some(key) => key.clone(),
+                                None => PackedRow::pack(group_key.iter().map(|c| &row[*c])),
+                            };
+                            if touched.last() != Some(&key) {
+                                touched.push(key.clone());
+                            }
+                            let group = groups.entry(key).or_default();
                             let ranked = Ranked {
                                 row: std::mem::take(row),
                                 order_by: order_by.clone(),
                             };
                             group.update(ranked, *diff);
-                            touched.push(key);
                         }
                         touched.sort();
                         touched.dedup();
