@@ -163,19 +163,27 @@ const STARVATION_LIMIT: Duration = Duration::from_millis(50);
 /// the probe passing it, [`quantum_for`]). Under load each worker reads again only
 /// once its previous batch is through, and with a fixed 5 ms quantum two workers
 /// whose round trips were ~35 ms fell into alternation, each batch its own time:
-/// twice the per-time work for the same events. A quantum of about one round trip
-/// puts the workers' batches of one round on one time again.
-pub const MIN_TIME_QUANTUM_MS: u64 = 4;
+/// twice the per-time work for the same events. Workers whose batches went apart
+/// come together again only if a quantum outlasts a round (the one that finishes
+/// first then reads before the other's time has passed), so the quantum is about
+/// twice the round trip. And each worker estimates the round trip itself: where
+/// the estimates fall on either side of a step, the workers' times part. Below
+/// 16 ms there is no step (round trips of 4–15 ms, a live pipeline under moderate
+/// load, straddled 4 and 8 ms when the floor was 4 ms: two workers at 222k events/s
+/// shared a time for a third of their batches, and now for ~95%, which halved the
+/// median latency; `clickstream_bench`, session 8).
+pub const MIN_TIME_QUANTUM_MS: u64 = 16;
 /// The longest quantum: a batch's time is at most this far ahead of the wall clock.
 pub const MAX_TIME_QUANTUM_MS: u64 = 64;
 
 /// The quantum for a round trip of `round_trip_ms`: the largest power of two not
-/// above it, within [`MIN_TIME_QUANTUM_MS`] and [`MAX_TIME_QUANTUM_MS`]. Not above:
-/// rounds are then at least a quantum long, so times keep pace with the wall clock
-/// rather than running a quantum ahead per round. Powers of two nest, so the times
-/// of workers whose estimates differ by one step still often coincide.
+/// above twice it, within [`MIN_TIME_QUANTUM_MS`] and [`MAX_TIME_QUANTUM_MS`].
+/// Rounds are then at least half a quantum long, so times keep pace with the wall
+/// clock (a source that reads twice in a quantum moves its time a millisecond).
+/// Powers of two nest, so the times of workers whose estimates differ by one step
+/// still often coincide.
 fn quantum_for(round_trip_ms: f64) -> u64 {
-    let ms = round_trip_ms.max(0.0) as u64;
+    let ms = (2.0 * round_trip_ms).max(0.0) as u64;
     if ms < MIN_TIME_QUANTUM_MS {
         return MIN_TIME_QUANTUM_MS;
     }
@@ -622,8 +630,11 @@ mod tests {
     fn the_quantum_follows_the_round_trip_within_bounds() {
         assert_eq!(quantum_for(0.0), MIN_TIME_QUANTUM_MS);
         assert_eq!(quantum_for(3.2), MIN_TIME_QUANTUM_MS);
-        assert_eq!(quantum_for(9.0), 8);
-        assert_eq!(quantum_for(35.0), 32);
+        // Round trips of 4 to 15 ms, which two workers' estimates straddled at the
+        // old steps of 4 and 8 ms, all share one quantum.
+        assert_eq!(quantum_for(4.5), quantum_for(15.9));
+        assert_eq!(quantum_for(17.0), 32);
+        assert_eq!(quantum_for(35.0), 64);
         assert_eq!(quantum_for(64.0), 64);
         assert_eq!(quantum_for(5_000.0), MAX_TIME_QUANTUM_MS);
         // One grid: a longer quantum's times are times of every shorter one.
