@@ -178,10 +178,13 @@ pub const MAX_TIME_QUANTUM_MS: u64 = 64;
 
 /// The quantum for a round trip of `round_trip_ms`: the largest power of two not
 /// above twice it, within [`MIN_TIME_QUANTUM_MS`] and [`MAX_TIME_QUANTUM_MS`].
-/// Rounds are then at least half a quantum long, so times keep pace with the wall
-/// clock (a source that reads twice in a quantum moves its time a millisecond).
-/// Powers of two nest, so the times of workers whose estimates differ by one step
-/// still often coincide.
+/// Above the floor, rounds are then at least half a quantum long and times keep
+/// pace with the wall clock. At the floor rounds may be shorter: a source reading
+/// several times in one quantum moves its time a millisecond per read
+/// ([`live_time`]), so its times stay within a quantum of the clock as long as its
+/// rounds take a millisecond or more (shorter ones run its times ahead of the
+/// clock, which changes no result). Powers of two nest, so the times of workers whose estimates differ by one
+/// step still often coincide.
 fn quantum_for(round_trip_ms: f64) -> u64 {
     let ms = (2.0 * round_trip_ms).max(0.0) as u64;
     if ms < MIN_TIME_QUANTUM_MS {
