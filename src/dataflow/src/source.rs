@@ -183,8 +183,8 @@ pub const MAX_TIME_QUANTUM_MS: u64 = 64;
 /// several times in one quantum moves its time a millisecond per read
 /// ([`live_time`]), so its times stay within a quantum of the clock as long as its
 /// rounds take a millisecond or more (shorter ones run its times ahead of the
-/// clock, which changes no result). Powers of two nest, so the times of workers whose estimates differ by one
-/// step still often coincide.
+/// clock, which changes no result). Powers of two nest, so the times of workers
+/// whose estimates differ by one step still often coincide.
 fn quantum_for(round_trip_ms: f64) -> u64 {
     let ms = (2.0 * round_trip_ms).max(0.0) as u64;
     if ms < MIN_TIME_QUANTUM_MS {

@@ -83,19 +83,18 @@ where
                         }
                         for (key, old) in changed.drain(..) {
                             let (total, _) = totals.get(&key).expect("a changed key's total");
-                            if *total == old {
-                                // Its changes of this time cancelled out.
-                            } else {
-                                if !old.is_zero() {
-                                    session.give(((key.clone(), old), time, -1));
-                                }
-                                if !total.is_zero() {
-                                    session.give(((key, total.clone()), time, 1));
-                                    continue;
-                                }
+                            // Unless its changes of this time cancelled out.
+                            let moved = *total != old;
+                            let gone = total.is_zero();
+                            let new = (moved && !gone).then(|| total.clone());
+                            if moved && !old.is_zero() {
+                                session.give(((key.clone(), old), time, -1));
                             }
-                            if total.is_zero() {
+                            if gone {
                                 totals.remove(&key);
+                            }
+                            if let Some(new) = new {
+                                session.give(((key, new), time, 1));
                             }
                         }
                     }
