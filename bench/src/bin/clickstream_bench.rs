@@ -87,6 +87,12 @@ impl CaseResult {
 fn main() -> Result<(), Error> {
     // As the `kappa` binary does (a no-op for the system allocator).
     kappa::allocator::tune();
+    // Off unless RUST_LOG asks (e.g. the source's per-batch trace, bench/README.md).
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flag = |name: &str| args.iter().any(|a| a == name);
     let value = |name: &str| {

@@ -586,6 +586,9 @@ pub(crate) fn render_source<'s>(
             }
             sink.flush(&capabilities);
             if emitted || span.is_some() {
+                // Which workers' batches share a time, and how long rounds take:
+                // `RUST_LOG=kappa_dataflow::source=trace` (bench/README.md).
+                tracing::trace!(worker = index, records = read, time, round_trip_ms, "batch sent");
                 in_flight.push_back((time, Instant::now()));
             }
             span = None;
