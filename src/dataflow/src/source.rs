@@ -649,6 +649,21 @@ mod tests {
     }
 
     #[test]
+    fn workers_whose_round_trip_estimates_straddle_a_few_ms_stamp_one_time() {
+        // Two workers read in the same millisecond, their smoothed round trips just
+        // either side of 8 ms (the old 4/8 ms step parted them in half the windows).
+        let start = 1_700_000_000_000u64;
+        for now in start..start + 256 {
+            let capability = start;
+            assert_eq!(
+                live_time(now, capability, quantum_for(7.5)),
+                live_time(now, capability, quantum_for(8.5)),
+                "at {now}"
+            );
+        }
+    }
+
+    #[test]
     fn live_times_keep_pace_with_the_wall_clock() {
         let start = 1_700_000_000_000u64;
         for quantum in [MIN_TIME_QUANTUM_MS, 16, MAX_TIME_QUANTUM_MS] {
