@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::sync::mpsc::{Receiver, Sender};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use kappa_log::Log;
@@ -23,7 +23,7 @@ use crate::error::RuntimeError;
 use crate::install::{install, Installed};
 use crate::introspect;
 use crate::metrics::DataflowMetrics;
-use crate::source::{now_ms, SourceConfig, SourceControl};
+use crate::source::{now_ms, LiveRounds, SourceConfig, SourceControl};
 use crate::store::ViewStore;
 
 /// Identifies a pipeline version.
@@ -66,6 +66,25 @@ enum Command {
 
 type Stores = Arc<Mutex<HashMap<VersionId, Arc<ViewStore>>>>;
 
+/// Each version's live rounds, shared by its sources on this process's workers; an
+/// entry lives as long as a worker's dataflow of that version does.
+#[derive(Clone, Default)]
+struct VersionRounds(Arc<Mutex<HashMap<VersionId, Weak<LiveRounds>>>>);
+
+impl VersionRounds {
+    /// The rounds of version `id`, made by the first worker to install it.
+    fn of(&self, id: &VersionId) -> Arc<LiveRounds> {
+        let mut versions = self.0.lock().expect("version rounds lock");
+        versions.retain(|_, shared| shared.strong_count() > 0);
+        if let Some(shared) = versions.get(id).and_then(Weak::upgrade) {
+            return shared;
+        }
+        let shared = Arc::new(LiveRounds::default());
+        versions.insert(id.clone(), Arc::downgrade(&shared));
+        shared
+    }
+}
+
 /// The running workers. Held by the controller in process 0; other processes of a
 /// cluster run [`Engine::start`] too and follow the sequenced commands.
 pub struct Engine {
@@ -86,6 +105,7 @@ impl Engine {
         let receiver: Arc<Mutex<Option<Receiver<Command>>>> = Arc::new(Mutex::new(Some(receiver)));
         let stores: Stores = Arc::default();
         let worker_stores = stores.clone();
+        let live_rounds = VersionRounds::default();
         let engine_log = log.clone();
         let config = timely::Config {
             communication,
@@ -115,7 +135,7 @@ impl Engine {
                             source,
                             throttled,
                         } => {
-                            let control = Rc::new(SourceControl::default());
+                            let control = Rc::new(SourceControl::sharing(live_rounds.of(&id)));
                             control.set_throttled(throttled);
                             match install(worker, &plan, log.clone(), &source, control) {
                                 Ok(version) => {

@@ -22,7 +22,7 @@ use timely::WorkerConfig;
 use crate::error::RuntimeError;
 use crate::install::install;
 use crate::introspect;
-use crate::source::{now_ms, retry_backoff, SourceConfig, SourceControl};
+use crate::source::{now_ms, retry_backoff, LiveRounds, SourceConfig, SourceControl};
 use crate::store::{changelog_record, ChangeBatch, ViewStore};
 
 /// How to run a pipeline.
@@ -146,9 +146,10 @@ pub fn start(
     let worker_store = store.clone();
     let worker_shutdown = shutdown.clone();
     let source_config = config.source.clone();
+    let rounds = Arc::new(LiveRounds::default());
     let workers = timely::execute(timely_config, move |worker| {
         let observed = introspect::attach(worker);
-        let control = Rc::new(SourceControl::default());
+        let control = Rc::new(SourceControl::sharing(rounds.clone()));
         let installed = install(worker, &plan, log.clone(), &source_config, control)?;
         introspect::observe(&observed, &installed, worker_store.clone());
         loop {

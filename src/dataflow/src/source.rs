@@ -25,7 +25,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kappa_log::Log;
@@ -88,9 +88,21 @@ pub struct SourceControl {
     /// How far (ms) the live version on this worker lags wall-clock time, as last
     /// seen by the engine; read by throttled sources.
     live_lag_ms: Cell<u64>,
+    /// The version's live rounds, shared by its sources on every worker of this
+    /// process, so that their batches share times.
+    rounds: Arc<LiveRounds>,
 }
 
 impl SourceControl {
+    /// Control of a version whose sources in this process keep their live rounds
+    /// together in `rounds` (one per version and process).
+    pub fn sharing(rounds: Arc<LiveRounds>) -> SourceControl {
+        SourceControl {
+            rounds,
+            ..SourceControl::default()
+        }
+    }
+
     /// Stops reading at `offsets` (`None` lifts the hold).
     pub fn set_hold(&self, offsets: Option<BTreeMap<(String, u32), u64>>) {
         *self.hold.borrow_mut() = offsets;
@@ -166,15 +178,87 @@ const STARVATION_LIMIT: Duration = Duration::from_millis(50);
 /// twice the per-time work for the same events. Workers whose batches went apart
 /// come together again only if a quantum outlasts a round (the one that finishes
 /// first then reads before the other's time has passed), so the quantum is about
-/// twice the round trip. And each worker estimates the round trip itself: where
-/// the estimates fall on either side of a step, the workers' times part. Below
-/// 16 ms there is no step (round trips of 4–15 ms, a live pipeline under moderate
-/// load, straddled 4 and 8 ms when the floor was 4 ms: two workers at 222k events/s
-/// shared a time for a third of their batches, and now for ~95%, which halved the
-/// median latency; `clickstream_bench`, session 8).
+/// twice the round trip. Workers whose quanta differ part too, so the workers of a
+/// process share one estimate ([`LiveRounds`]); below 16 ms there is no step
+/// at all (round trips of 4–15 ms, a live pipeline under moderate load, straddled
+/// 4 and 8 ms when the floor was 4 ms and each worker estimated alone: two workers
+/// at 222k events/s shared a time for a third of their batches, and then for ~95%,
+/// which halved the median latency; `clickstream_bench`, session 8).
 pub const MIN_TIME_QUANTUM_MS: u64 = 16;
 /// The longest quantum: a batch's time is at most this far ahead of the wall clock.
 pub const MAX_TIME_QUANTUM_MS: u64 = 64;
+
+/// A version's live rounds in this process, shared by its sources on every worker:
+/// the time of the latest round opened, which a worker reading later joins if it
+/// can, and one smoothed round trip, for the quantum of new times.
+///
+/// Each worker stamping its own `now` rounded up to the quantum was not enough:
+/// two workers that see a round through a millisecond or two apart read on either
+/// side of a quantum's end about one round in ten and part, and parted workers
+/// (one's batch through while the other's is still in flight) met again only by
+/// chance. In a slow spell the round trip then rose past a step of the quantum,
+/// and workers with their own estimates also chose different quanta. Either way the
+/// per-time work doubled, which kept the round trip up: at 335k events/s, spells of
+/// 0.5–1.5 s with 10–50% of times shared (95% otherwise) and 2–4× the latency were
+/// most of a live run's p99 (`clickstream_bench`, session 9). Now a worker that
+/// reads while the latest batch's time is still open to it (not before its own
+/// capability) sends at that time, so workers of a process that part come together
+/// at the next read; and one estimate, moved once per time by whichever worker
+/// first sees that time through, gives them one quantum. Workers of other processes
+/// keep their own rounds (the powers of two still nest).
+#[derive(Debug, Default)]
+pub struct LiveRounds {
+    state: Mutex<RoundsState>,
+}
+
+#[derive(Debug, Default)]
+struct RoundsState {
+    round_trip_ms: f64,
+    /// The latest time whose round trip `round_trip_ms` holds.
+    observed: Time,
+    /// The time of the latest round opened.
+    latest: Option<Time>,
+}
+
+impl LiveRounds {
+    /// Notes that a batch at `time` took `took_ms` to get through, unless a batch
+    /// at `time` (another worker's) or a later one was noted already.
+    fn observe(&self, time: Time, took_ms: f64) {
+        let mut state = self.lock();
+        if time > state.observed {
+            state.round_trip_ms += (took_ms - state.round_trip_ms) / 4.0;
+            state.observed = time;
+        }
+    }
+
+    /// The time for a live batch read at `now_ms` by a source whose capability is at
+    /// `capability`: the latest round's time if the source may still send at it,
+    /// otherwise a new [`live_time`], which opens a round for the other sources if
+    /// `reading` (the source expects records). Opened before the read, not once a
+    /// batch is sent: workers that see a round through together read together, and
+    /// the second must find the first's time. A source with nothing to read (an idle
+    /// tick moving its capability every few milliseconds) opens none, or it would
+    /// move the round under workers that read a little apart.
+    fn time_for(&self, now_ms: u64, capability: Time, reading: bool) -> Time {
+        let mut state = self.lock();
+        if let Some(latest) = state.latest.filter(|latest| *latest >= capability) {
+            return latest;
+        }
+        let time = live_time(now_ms, capability, quantum_for(state.round_trip_ms));
+        if reading {
+            state.latest = Some(time);
+        }
+        time
+    }
+
+    fn round_trip_ms(&self) -> f64 {
+        self.lock().round_trip_ms
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, RoundsState> {
+        self.state.lock().expect("live rounds lock")
+    }
+}
 
 /// The quantum for a round trip of `round_trip_ms`: the largest power of two not
 /// above twice it, within [`MIN_TIME_QUANTUM_MS`] and [`MAX_TIME_QUANTUM_MS`].
@@ -319,6 +403,13 @@ impl PartitionReader {
     fn finished(&self) -> bool {
         self.stop_at.is_some_and(|end| self.next_offset >= end)
     }
+
+    /// Whether a read now may find records: the partition is not finished, not known
+    /// to be empty beyond `next_offset`, and not waiting to retry a failed read.
+    fn may_have_records(&self) -> bool {
+        let grew = !self.waiting || self.grew.load(Ordering::Acquire);
+        grew && !self.finished() && self.retry_at.is_none_or(|at| Instant::now() >= at)
+    }
 }
 
 /// Wall-clock milliseconds since the epoch.
@@ -386,8 +477,6 @@ pub(crate) fn render_source<'s>(
     builder.build(move |mut capabilities| {
         // Times sent and not yet through the dataflow, with when they were sent.
         let mut in_flight: VecDeque<(Time, Instant)> = VecDeque::new();
-        // Smoothed round trip of a batch (ms), for the time quantum.
-        let mut round_trip_ms = 0.0f64;
         let mut last_read = Instant::now();
         let mut behind = true;
         let mut pacer = ReplayPacer::new(config.throttled_batch_records);
@@ -407,9 +496,8 @@ pub(crate) fn render_source<'s>(
             let throttled = control.throttled.get();
             let live_fresh = control.live_lag_ms.get() <= lag_bound_ms;
             while in_flight.front().is_some_and(|(t, _)| !probe.less_equal(t)) {
-                let (_, sent) = in_flight.pop_front().expect("a front");
-                let took = sent.elapsed().as_secs_f64() * 1e3;
-                round_trip_ms += (took - round_trip_ms) / 4.0;
+                let (sent_at, sent) = in_flight.pop_front().expect("a front");
+                control.rounds.observe(sent_at, sent.elapsed().as_secs_f64() * 1e3);
                 if throttled && live_fresh {
                     pacer.live_fresh();
                 }
@@ -422,14 +510,6 @@ pub(crate) fn render_source<'s>(
                 return;
             }
             last_read = Instant::now();
-            let time = match &span {
-                Some(span) => span.time,
-                None => live_time(
-                    now_ms(),
-                    *capabilities[0].time(),
-                    quantum_for(round_trip_ms),
-                ),
-            };
             // A paced replay batch is shared among the partitions read.
             let paced_records = (pacer.batch_records() / readers.len().max(1)).max(1);
             // Caught up (the last read found less than a full batch), one batch in
@@ -441,13 +521,20 @@ pub(crate) fn render_source<'s>(
                 activator.activate_after(Duration::from_millis(1));
                 return;
             }
+            // Decided once, before the time: a partition that grows from here on wakes
+            // the operator again, and that read then opens a round for the others.
+            let reading = readers.iter().any(PartitionReader::may_have_records);
+            let time = match &span {
+                Some(span) => span.time,
+                None => control.rounds.time_for(now_ms(), *capabilities[0].time(), reading),
+            };
             let mut errors_handle = errors_output.activate();
             let mut progress_handle = progress_output.activate();
             let mut errors_session = errors_handle.session(&capabilities[0]);
             let mut progress_session = progress_handle.session(&capabilities[1]);
             let (mut emitted, mut more, mut read, mut newest_ms) = (false, false, 0, 0);
             for reader in readers.iter_mut() {
-                if reader.finished() {
+                if !reading || reader.finished() {
                     continue;
                 }
                 if reader.waiting && !reader.grew.swap(false, Ordering::AcqRel) {
@@ -588,6 +675,7 @@ pub(crate) fn render_source<'s>(
             if emitted || span.is_some() {
                 // Which workers' batches share a time, and how long rounds take:
                 // `RUST_LOG=kappa_dataflow::source=trace` (bench/README.md).
+                let round_trip_ms = control.rounds.round_trip_ms();
                 tracing::trace!(worker = index, records = read, time, round_trip_ms, "batch sent");
                 in_flight.push_back((time, Instant::now()));
             }
@@ -630,6 +718,66 @@ mod tests {
                 assert_eq!(aligned_time(ms, q) % q, 0);
             }
         }
+    }
+
+    /// A wall-clock millisecond on every quantum's grid.
+    const T0: u64 = 1_700_000_000_000;
+
+    #[test]
+    fn workers_reading_on_either_side_of_a_quantum_end_share_the_round() {
+        let rounds = LiveRounds::default();
+        let capability = T0;
+        // The first reader opens a round at its `now` rounded up; the second reads
+        // 2 ms later, past that quantum's end, and still joins it.
+        let first = rounds.time_for(T0 + 15, capability, true);
+        assert_eq!(first, T0 + 16);
+        assert_eq!(rounds.time_for(T0 + 17, capability, true), first);
+        // Having sent at `first`, neither may again: the next reader opens a new
+        // round (at its own rounded `now`), which the other then joins.
+        let next = rounds.time_for(T0 + 40, first + 1, true);
+        assert_eq!(next, T0 + 48);
+        assert_eq!(rounds.time_for(T0 + 50, first + 1, true), next);
+    }
+
+    #[test]
+    fn a_worker_behind_the_latest_round_joins_it() {
+        // Workers that parted (one's batch still in flight at a later time than the
+        // other's) meet at the later one's time when the first reads again.
+        let rounds = LiveRounds::default();
+        let late = rounds.time_for(T0 + 20, T0 + 17, true);
+        assert_eq!(late, T0 + 32);
+        assert_eq!(rounds.time_for(T0 + 21, T0 + 1, true), late);
+        // A source past the round (its capability beyond it) cannot join.
+        let own = rounds.time_for(T0 + 21, late + 1, true);
+        assert_eq!(own, late + 1);
+    }
+
+    #[test]
+    fn a_source_with_nothing_to_read_opens_no_round() {
+        let rounds = LiveRounds::default();
+        let idle = rounds.time_for(T0 + 1, T0, false);
+        assert_eq!(idle, T0 + 16);
+        // Ticking on, an idle source would otherwise move the round a millisecond at
+        // a time under readers that come a little apart.
+        assert_eq!(rounds.time_for(T0 + 5, idle + 1, false), idle + 1);
+        let read = rounds.time_for(T0 + 5, T0, true);
+        assert_eq!(read, T0 + 16);
+        assert_eq!(rounds.time_for(T0 + 6, T0 + 10, true), read);
+    }
+
+    #[test]
+    fn the_round_trip_moves_once_per_time_for_all_workers() {
+        let rounds = LiveRounds::default();
+        rounds.observe(100, 40.0);
+        // The other worker's batch at the same time, and a straggler at an earlier
+        // one, leave the estimate where the first made it.
+        rounds.observe(100, 400.0);
+        rounds.observe(90, 400.0);
+        assert_eq!(rounds.round_trip_ms(), 10.0);
+        rounds.observe(101, 50.0);
+        assert_eq!(rounds.round_trip_ms(), 20.0);
+        // The quantum of new rounds follows the shared estimate: 2 × 20 ms → 32.
+        assert_eq!(rounds.time_for(T0 + 1, 0, true), T0 + 32);
     }
 
     #[test]
