@@ -4,10 +4,12 @@
 //!
 //! - [`baseline`]: the clickstream views computed by a plain single-threaded program;
 //! - [`clickstream`]: what the clickstream harness compares (answers) and measures
-//!   (CPU time, peak memory).
+//!   (CPU time, peak memory);
+//! - [`spread`]: a figure repeated over rounds, as median and range.
 
 pub mod baseline;
 pub mod clickstream;
+pub mod spread;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
