@@ -150,7 +150,9 @@ fn main() -> Result<(), Error> {
     let rounds: usize = value("--rounds").map_or(Ok(if quick { 1 } else { 3 }), |s| s.parse())?;
     let latency_runs: usize =
         value("--latency-runs").map_or(Ok(if quick { 1 } else { 3 }), |s| s.parse())?;
-    let mut table = Table::default();
+    // Every size's log first, so that a round runs all its cases back to back and
+    // the ratio of 4M to 1M throughput, too, compares runs seconds apart.
+    let mut logs = Vec::new();
     for &events in &sizes {
         let scratch = Scratch::new(&format!("clickstream-{events}"))?;
         let dir = scratch.0.join("log");
@@ -160,32 +162,24 @@ fn main() -> Result<(), Error> {
             "loaded {events} events into {} in {took:.2?}",
             dir.display()
         );
-        for round in 1..=rounds {
-            let base = child(&["--case", "baseline"], &dir, "system")?;
+        logs.push((events, dir, scratch));
+    }
+    let mut table = Table::default();
+    for round in 1..=rounds {
+        for (events, dir, _) in &logs {
+            let (events, dir) = (*events, dir.as_path());
+            let base = child(&["--case", "baseline"], dir, "system")?;
             table.add(events, round, BASELINE, base, None);
             for workers in [1usize, 2] {
-                let result = child(
-                    &["--case", "kappa", "--workers", &workers.to_string()],
-                    &dir,
-                    "mimalloc",
-                )?;
-                table.add(
-                    events,
-                    round,
-                    &kappa_case(workers, ""),
-                    result,
-                    Some(workers),
-                );
+                let args = ["--case", "kappa", "--workers", &workers.to_string()];
+                let result = child(&args, dir, "mimalloc")?;
+                let name = kappa_case(workers, "");
+                table.add(events, round, &name, result, Some(workers));
             }
             if flag("--alloc-compare") {
-                let result = child(&["--case", "kappa", "--workers", "1"], &dir, "system")?;
-                table.add(
-                    events,
-                    round,
-                    &kappa_case(1, ", system allocator"),
-                    result,
-                    None,
-                );
+                let result = child(&["--case", "kappa", "--workers", "1"], dir, "system")?;
+                let name = kappa_case(1, ", system allocator");
+                table.add(events, round, &name, result, None);
             }
         }
     }
