@@ -627,12 +627,15 @@ impl Table {
             "CPU×",
             "RSS×"
         );
+        // By size, then round (they ran round by round).
+        let mut cases: Vec<&Case> = self.cases.iter().collect();
+        cases.sort_by_key(|c| (c.events, c.round));
         for Case {
             events,
             round,
             name,
             result: r,
-        } in &self.cases
+        } in cases
         {
             let base = self.find(*events, BASELINE, *round);
             let ratio = |f: fn(&CaseResult) -> f64| base.map_or(f64::NAN, |b| f(r) / f(b));
