@@ -5,10 +5,12 @@
 //! - [`baseline`]: the clickstream views computed by a plain single-threaded program;
 //! - [`clickstream`]: what the clickstream harness compares (answers) and measures
 //!   (CPU time, peak memory);
+//! - [`latency`]: append → visible latency of a live pipeline;
 //! - [`spread`]: a figure repeated over rounds, as median and range.
 
 pub mod baseline;
 pub mod clickstream;
+pub mod latency;
 pub mod spread;
 
 use std::path::PathBuf;

@@ -50,9 +50,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kappa_bench::clickstream::{
-    covers, cpu_seconds, load_log, log_options, peak_rss_bytes, percentile, record,
-    visible_offsets, Answers, PARTITIONS, TOPIC,
+    cpu_seconds, load_log, log_options, peak_rss_bytes, percentile, record, Answers, PARTITIONS,
+    TOPIC,
 };
+use kappa_bench::latency::{latencies, Observation, Observer};
 use kappa_bench::spread::Spread;
 use kappa_bench::{baseline, Scratch};
 use kappa_dataflow::{start, RunConfig};
@@ -402,9 +403,6 @@ fn keeps_up(latencies_in_order: &[f64], rate: f64, achieved: f64) -> bool {
     latencies_in_order.iter().all(|l| *l < 1_000.0) && last <= 2.0 * first + 100.0
 }
 
-/// When, and up to which offset of each partition: an append, or a view change seen.
-type Observation = (Instant, Vec<u64>);
-
 /// Appends at `rate` events/s for `secs` to a live pipeline and measures how long
 /// each append takes to become visible. The events are generated before the clock
 /// starts (at most 3M of them: a high rate shortens the run).
@@ -420,7 +418,7 @@ fn run_latency(dir: &Path, workers: usize, rate: f64, secs: f64) -> Result<CaseR
     tune_source(&mut config.source)?;
     let running = start(plan()?, log.clone(), config)?;
     let store = running.store().clone();
-    let (_, mut changes) = store.subscribe(|_| ());
+    let observer = Observer::start(store.clone());
 
     // The producer: every millisecond, append what is due by then; remember when each
     // append started and the offsets it reached.
@@ -457,68 +455,28 @@ fn run_latency(dir: &Path, workers: usize, rate: f64, secs: f64) -> Result<CaseR
         })
     };
 
-    // The subscriber: when a batch of changes is applied, note the time and how far
-    // each partition is reflected. Reading the offsets after receiving can only see
-    // more applied, so a latency is never under-stated. It blocks on the channel (a
-    // poll every 100 µs cost ~5% of a core, taken from the pipeline it measures) and
-    // is left blocked when the run ends.
-    let seen: Arc<std::sync::Mutex<Vec<Observation>>> = Arc::default();
-    {
-        let (seen, store) = (seen.clone(), store.clone());
-        std::thread::spawn(move || loop {
-            use tokio::sync::broadcast::error::RecvError;
-            match changes.blocking_recv() {
-                Ok(_) => {
-                    let observed = (Instant::now(), visible_offsets(&store));
-                    seen.lock().expect("observations lock").push(observed);
-                }
-                Err(RecvError::Lagged(_)) => {}
-                Err(RecvError::Closed) => return,
-            }
-        });
-    }
     let deadline = Instant::now() + Duration::from_secs_f64(secs * 3.0 + 30.0);
     let (appends, achieved) = producer.join().map_err(|_| "producer panicked")??;
-    let target = appends.last().map(|(_, e)| e.clone()).unwrap_or_default();
-    let seen_all = || {
-        let seen = seen.lock().expect("observations lock");
-        seen.last()
-            .is_some_and(|(_, offsets)| covers(offsets, &target))
-    };
-    while !seen_all() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(1));
+    if let Some((_, last)) = appends.last() {
+        observer.wait_for(last, deadline);
     }
-    let seen = std::mem::take(&mut *seen.lock().expect("observations lock"));
+    let seen = observer.take();
     print_operator_times(&store);
     std::mem::forget(running);
 
-    // Match each append (after a one-second warm-up) with the first observation that
-    // covers its offsets; both sequences are ordered, so one pass suffices.
+    // Each append's latency, after a one-second warm-up.
     let warmup = appends.first().map(|(t, _)| *t + Duration::from_secs(1));
-    let mut latencies = Vec::new();
+    let timed = latencies(&appends, &seen, |at| warmup.is_some_and(|w| at >= w));
+    let mut latencies: Vec<f64> = timed.iter().map(|(_, ms)| *ms).collect();
     // (ms since the first append, latency ms), for KAPPA_BENCH_LATENCY_TRACE.
-    let mut trace = Vec::new();
-    let mut j = 0;
-    for (at, ends) in &appends {
-        while j < seen.len() && !covers(&seen[j].1, ends) {
-            j += 1;
-        }
-        if j == seen.len() {
-            break;
-        }
-        if warmup.is_some_and(|w| *at >= w) {
-            latencies.push(seen[j].0.duration_since(*at).as_secs_f64() * 1e3);
-            trace.push((
-                at.duration_since(appends[0].0).as_secs_f64() * 1e3,
-                *latencies.last().unwrap(),
-            ));
-        }
-    }
+    let trace = timed
+        .iter()
+        .map(|(at, ms)| (at.duration_since(appends[0].0).as_secs_f64() * 1e3, *ms));
     if let Some(path) = std::env::var_os("KAPPA_BENCH_LATENCY_TRACE") {
         // The first append's monotonic clock, to line the trace up with a profile
         // (`perf record --clockid monotonic`).
         let mut lines = format!("# first append {:?}\n", appends[0].0);
-        lines.extend(trace.iter().map(|(t, l)| format!("{t:.1} {l:.2}\n")));
+        lines.extend(trace.map(|(t, l)| format!("{t:.1} {l:.2}\n")));
         std::fs::write(path, lines)?;
     }
     let kept_up = keeps_up(&latencies, rate, achieved);

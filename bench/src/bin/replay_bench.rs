@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 use kappa_bench::clickstream::{
     covers, end_offsets, load_log, log_options, percentile, record, visible_offsets, TOPIC,
 };
+use kappa_bench::latency::{latencies, Observation, Observer};
 use kappa_bench::Scratch;
 use kappa_dataflow::source::SourceConfig;
 use kappa_dataflow::{Engine, RunConfig, VersionId, ViewStore};
@@ -55,8 +56,6 @@ const PIPELINE: &str = "clickstream";
 
 /// The events the producer appends: the continuation of the loaded stream.
 type Events = Box<dyn Iterator<Item = NewRecord> + Send>;
-/// When, and up to which offset of each partition: an append, or a view change seen.
-type Observation = (Instant, Vec<u64>);
 
 /// One measured phase.
 struct Phase {
@@ -198,26 +197,8 @@ fn run_phase(
     settings: &Settings,
 ) -> Result<(Phase, Events), Error> {
     let stop_producer = Arc::new(AtomicBool::new(false));
-    let stop_observer = Arc::new(AtomicBool::new(false));
 
-    // v1's observer: when a batch of changes is applied, the time and how far each
-    // partition is reflected (reading after receiving can only see more applied, so
-    // a latency is never under-stated).
-    let observer = {
-        let (store, stop) = (v1.clone(), stop_observer.clone());
-        let (_, mut changes) = store.subscribe(|_| ());
-        std::thread::spawn(move || {
-            let mut seen: Vec<Observation> = Vec::new();
-            while !stop.load(Ordering::SeqCst) {
-                match changes.try_recv() {
-                    Ok(_) => seen.push((Instant::now(), visible_offsets(&store))),
-                    Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
-                    Err(_) => std::thread::sleep(Duration::from_micros(100)),
-                }
-            }
-            seen
-        })
-    };
+    let observer = Observer::start(v1.clone());
 
     // The producer: every tick, append what is due by then at `rate`; remember when
     // each append started and the offsets it reached.
@@ -289,29 +270,16 @@ fn run_phase(
     };
     stop_producer.store(true, Ordering::SeqCst);
     let (appends, stream) = producer.join().map_err(|_| "producer panicked")??;
-    // Let v1 show every append before the observer stops.
+    // Let v1 show every append before the observations are taken.
     if let Some((_, last)) = appends.last() {
-        wait_for(v1, last, Instant::now() + Duration::from_secs(600));
+        observer.wait_for(last, Instant::now() + Duration::from_secs(600));
     }
-    std::thread::sleep(Duration::from_millis(20));
-    stop_observer.store(true, Ordering::SeqCst);
-    let seen = observer.join().map_err(|_| "observer panicked")?;
-
-    // Match each append in the window with the first observation that covers its
-    // offsets; both sequences are ordered, so one pass suffices.
-    let mut latencies = Vec::new();
-    let mut j = 0;
-    for (at, ends) in &appends {
-        while j < seen.len() && !covers(&seen[j].1, ends) {
-            j += 1;
-        }
-        if j == seen.len() {
-            break;
-        }
-        if *at >= window.0 && *at <= window.1 {
-            latencies.push(seen[j].0.duration_since(*at).as_secs_f64() * 1e3);
-        }
-    }
+    let seen = observer.take();
+    let in_window = |at: Instant| at >= window.0 && at <= window.1;
+    let mut latencies: Vec<f64> = latencies(&appends, &seen, in_window)
+        .into_iter()
+        .map(|(_, ms)| ms)
+        .collect();
     latencies.sort_by(f64::total_cmp);
     let pct = |p: f64| percentile(&latencies, p);
     let phase = Phase {
