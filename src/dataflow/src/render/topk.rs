@@ -26,7 +26,7 @@ use kappa_sql::{Row, Value};
 use timely::dataflow::channels::pact::{Exchange, ParallelizationContract, Pipeline};
 use timely::dataflow::operators::generic::operator::Operator;
 
-use super::packed::PackedRow;
+use super::packed::{PackedMap, PackedRow};
 use super::pending::Pending;
 use super::Rows;
 use crate::{Diff, Time};
@@ -262,7 +262,8 @@ where
     let (group_key, order_by) = (group_key.to_vec(), order_by.clone());
     rows.inner
         .unary_frontier(pact, name, move |_capability, _info| {
-            let mut groups: HashMap<PackedRow, Group> = HashMap::new();
+            // Found by the hash a packed key carries.
+            let mut groups: PackedMap<Group> = PackedMap::default();
             // A top-k without a group key ranks one group: its key, packed once.
             let whole = group_key
                 .is_empty()
@@ -282,20 +283,28 @@ where
                         // `rest` and the group to a refill).
                         batch.sort_unstable_by_key(|(_, _, diff)| std::cmp::Reverse(*diff));
                         let mut touched: Vec<PackedRow> = Vec::new();
-                        for (row, _, diff) in batch.iter_mut() {
-                            let key = match &whole {
-                                Some(key) => key.clone(),
-                                None => PackedRow::pack(group_key.iter().map(|c| &row[*c])),
-                            };
-                            if touched.last() != Some(&key) {
+                        let ranked = |row: &mut Row| Ranked {
+                            row: std::mem::take(row),
+                            order_by: order_by.clone(),
+                        };
+                        match &whole {
+                            // One group, found once per time rather than per row.
+                            Some(key) => {
+                                let group = groups.entry(key.clone()).or_default();
+                                for (row, _, diff) in batch.iter_mut() {
+                                    group.update(ranked(row), *diff);
+                                }
                                 touched.push(key.clone());
                             }
-                            let group = groups.entry(key).or_default();
-                            let ranked = Ranked {
-                                row: std::mem::take(row),
-                                order_by: order_by.clone(),
-                            };
-                            group.update(ranked, *diff);
+                            None => {
+                                for (row, _, diff) in batch.iter_mut() {
+                                    let key = PackedRow::pack(group_key.iter().map(|c| &row[*c]));
+                                    if touched.last() != Some(&key) {
+                                        touched.push(key.clone());
+                                    }
+                                    groups.entry(key).or_default().update(ranked(row), *diff);
+                                }
+                            }
                         }
                         touched.sort();
                         touched.dedup();
