@@ -201,7 +201,7 @@ pub const MAX_TIME_QUANTUM_MS: u64 = 64;
 /// per-time work doubled, which kept the round trip up: at 335k events/s, spells of
 /// 0.5–1.5 s with 10–50% of times shared (95% otherwise) and 2–4× the latency were
 /// most of a live run's p99 (`clickstream_bench`, session 9). Now a worker that
-/// reads while the latest batch's time is still open to it (not before its own
+/// reads while the latest round's time is still open to it (not before its own
 /// capability) sends at that time, so workers of a process that part come together
 /// at the next read; and one estimate, moved once per time by whichever worker
 /// first sees that time through, gives them one quantum. Workers of other processes
