@@ -512,7 +512,6 @@ struct Table {
     cases: Vec<Case>,
     /// kappa cases by `(events, workers, round)`, for the targets.
     kappa: BTreeMap<(usize, usize, usize), usize>,
-    rounds: usize,
     answers_agree: bool,
     checked: bool,
 }
@@ -547,7 +546,6 @@ impl Table {
             };
             self.checked = true;
         }
-        self.rounds = self.rounds.max(round);
         let name = name.to_string();
         self.cases.push(Case {
             events,
@@ -572,7 +570,8 @@ impl Table {
 
     /// `figure` of every round that has it.
     fn over_rounds(&self, figure: impl Fn(usize) -> Option<f64>) -> Option<Spread> {
-        Spread::of((1..=self.rounds).filter_map(figure).collect())
+        let rounds = self.cases.iter().map(|c| c.round).max().unwrap_or(0);
+        Spread::of((1..=rounds).filter_map(figure).collect())
     }
 
     fn print(&self) {
