@@ -320,3 +320,31 @@ fn steer_replays(installed: &BTreeMap<VersionId, Installed>) {
         version.control.set_live_lag_ms(live_lag);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(version: u64) -> VersionId {
+        VersionId {
+            pipeline: "p".into(),
+            version,
+        }
+    }
+
+    #[test]
+    fn workers_installing_one_version_share_its_rounds_and_versions_do_not() {
+        let rounds = VersionRounds::default();
+        let first_worker = rounds.of(&id(1));
+        let second_worker = rounds.of(&id(1));
+        assert!(Arc::ptr_eq(&first_worker, &second_worker));
+        let replaying = rounds.of(&id(2));
+        assert!(!Arc::ptr_eq(&first_worker, &replaying));
+        // Once every worker has dropped a version's dataflow, its entry goes.
+        drop((first_worker, second_worker));
+        let _third = rounds.of(&id(3));
+        let versions = rounds.0.lock().unwrap();
+        assert!(!versions.contains_key(&id(1)));
+        assert!(versions.contains_key(&id(2)));
+    }
+}

@@ -675,8 +675,14 @@ pub(crate) fn render_source<'s>(
             if emitted || span.is_some() {
                 // Which workers' batches share a time, and how long rounds take:
                 // `RUST_LOG=kappa_dataflow::source=trace` (bench/README.md).
-                let round_trip_ms = control.rounds.round_trip_ms();
-                tracing::trace!(worker = index, records = read, time, round_trip_ms, "batch sent");
+                // Fields are evaluated only when the event is enabled: no lock otherwise.
+                tracing::trace!(
+                    worker = index,
+                    records = read,
+                    time,
+                    round_trip_ms = control.rounds.round_trip_ms(),
+                    "batch sent"
+                );
                 in_flight.push_back((time, Instant::now()));
             }
             span = None;
@@ -763,6 +769,39 @@ mod tests {
         let read = rounds.time_for(T0 + 5, T0, true);
         assert_eq!(read, T0 + 16);
         assert_eq!(rounds.time_for(T0 + 6, T0 + 10, true), read);
+    }
+
+    #[test]
+    fn a_reader_may_have_records_unless_known_empty_finished_or_backing_off() {
+        let reader = |waiting: bool, grew: bool| PartitionReader {
+            partition: 0,
+            next_offset: 5,
+            stop_at: None,
+            lateness: LatenessTracker::new(0),
+            grew: Arc::new(AtomicBool::new(grew)),
+            waiting,
+            failures: 0,
+            retry_at: None,
+        };
+        assert!(reader(false, false).may_have_records(), "never found empty");
+        assert!(
+            !reader(true, false).may_have_records(),
+            "empty, no growth since"
+        );
+        assert!(
+            reader(true, true).may_have_records(),
+            "grew since it was empty"
+        );
+        let finished = PartitionReader {
+            stop_at: Some(5),
+            ..reader(false, true)
+        };
+        assert!(!finished.may_have_records());
+        let backing_off = PartitionReader {
+            retry_at: Some(Instant::now() + Duration::from_secs(60)),
+            ..reader(false, true)
+        };
+        assert!(!backing_off.may_have_records());
     }
 
     #[test]
