@@ -43,7 +43,6 @@
 //! the most time (from timely's log), e.g.
 //! `clickstream_bench --case latency --workers 2 --rate 20000 --secs 8 --dir /tmp/lat`.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -169,17 +168,17 @@ fn main() -> Result<(), Error> {
         for (events, dir, _) in &logs {
             let (events, dir) = (*events, dir.as_path());
             let base = child(&["--case", "baseline"], dir, "system")?;
-            table.add(events, round, BASELINE, base, None);
+            table.add(events, round, BASELINE, base);
             for workers in [1usize, 2] {
                 let args = ["--case", "kappa", "--workers", &workers.to_string()];
                 let result = child(&args, dir, "mimalloc")?;
                 let name = kappa_case(workers, "");
-                table.add(events, round, &name, result, Some(workers));
+                table.add(events, round, &name, result);
             }
             if flag("--alloc-compare") {
                 let result = child(&["--case", "kappa", "--workers", "1"], dir, "system")?;
                 let name = kappa_case(1, ", system allocator");
-                table.add(events, round, &name, result, None);
+                table.add(events, round, &name, result);
             }
         }
     }
@@ -239,7 +238,7 @@ fn main() -> Result<(), Error> {
             if pass { "PASS" } else { "MISS" }
         );
     }
-    if !table.answers_agree {
+    if !table.answers_agree() {
         return Err("kappa's answers differ from the baseline's".into());
     }
     Ok(())
@@ -510,41 +509,16 @@ struct Case {
 #[derive(Default)]
 struct Table {
     cases: Vec<Case>,
-    /// kappa cases by `(events, workers, round)`, for the targets.
-    kappa: BTreeMap<(usize, usize, usize), usize>,
-    answers_agree: bool,
-    checked: bool,
 }
 
 impl Table {
-    fn add(
-        &mut self,
-        events: usize,
-        round: usize,
-        name: &str,
-        result: CaseResult,
-        workers: Option<usize>,
-    ) {
-        if let Some(w) = workers {
-            self.kappa.insert((events, w, round), self.cases.len());
-        }
-        if name.starts_with("kappa") {
-            let base = self
-                .find(events, BASELINE, round)
-                .and_then(|b| b.answers.clone());
-            let agree = base.is_some() && base == result.answers;
-            if !agree {
-                eprintln!(
-                    "ANSWERS DIFFER for {name} at {events}:\n  baseline {base:?}\n  kappa    {:?}",
-                    result.answers
-                );
-            }
-            self.answers_agree = if self.checked {
-                self.answers_agree && agree
-            } else {
-                agree
-            };
-            self.checked = true;
+    fn add(&mut self, events: usize, round: usize, name: &str, result: CaseResult) {
+        if !self.agrees(events, round, name, &result) {
+            let base = self.find(events, BASELINE, round).map(|b| &b.answers);
+            eprintln!(
+                "ANSWERS DIFFER for {name} at {events}:\n  baseline {base:?}\n  kappa    {:?}",
+                result.answers
+            );
         }
         let name = name.to_string();
         self.cases.push(Case {
@@ -562,10 +536,29 @@ impl Table {
             .map(|c| &c.result)
     }
 
+    /// The kappa case with `workers` workers (on mimalloc, the measured one).
     fn kappa(&self, events: usize, workers: usize, round: usize) -> Option<&CaseResult> {
-        self.kappa
-            .get(&(events, workers, round))
-            .map(|i| &self.cases[*i].result)
+        self.find(events, &kappa_case(workers, ""), round)
+    }
+
+    /// Whether a case's answers equal its round's baseline's (a baseline agrees).
+    fn agrees(&self, events: usize, round: usize, name: &str, result: &CaseResult) -> bool {
+        if name == BASELINE {
+            return true;
+        }
+        let base = self
+            .find(events, BASELINE, round)
+            .and_then(|b| b.answers.as_ref());
+        base.is_some() && base == result.answers.as_ref()
+    }
+
+    /// Whether every case's answers equal its baseline's.
+    fn answers_agree(&self) -> bool {
+        let kappa = self.cases.iter().filter(|c| c.name != BASELINE);
+        kappa.clone().count() > 0
+            && kappa
+                .into_iter()
+                .all(|c| self.agrees(c.events, c.round, &c.name, &c.result))
     }
 
     /// `figure` of every round that has it.
@@ -661,15 +654,12 @@ impl Table {
                 }
             }
         }
+        let agree = self.answers_agree();
+        let measured = if agree { "equal" } else { "differ" };
         out.push((
             "answers equal the baseline's".into(),
-            if self.answers_agree {
-                "equal"
-            } else {
-                "differ"
-            }
-            .into(),
-            self.answers_agree,
+            measured.into(),
+            agree,
         ));
         out
     }
