@@ -9,6 +9,7 @@
 mod applier;
 pub mod engine;
 pub mod error;
+mod graded;
 mod install;
 pub(crate) mod introspect;
 pub mod metrics;

@@ -29,6 +29,7 @@ use super::keyed::TimedSums;
 use super::packed::{Fingerprint, PackedRow};
 use super::state::StateSize;
 use super::UpdateSizes;
+use crate::graded::Graded;
 use crate::{Diff, Time};
 
 /// What the distinct pairs of the monotonic collection `pairs` add to their keys'
@@ -82,59 +83,17 @@ where
 /// Pairs whose slots are touched together before they are recorded.
 const PREFETCH: usize = 16;
 
-/// Shards of the first-time map. A live pipeline cannot stop for long, and one map
-/// of every distinct pair doubles by rehashing all of them at once: at ~115k and
-/// ~230k pairs per worker the clickstream latency run stalled 300–430 ms. A shard
-/// holds about 1/256 of the pairs, so each doubling moves a few thousand entries,
-/// and the memory an outgrown shard frees is reused by the next one to grow.
-const SHARDS: usize = 256;
-
-/// Slots of the table that maps a pair's hash to its shard.
-const SHARD_SLOTS: usize = 4096;
-
-/// Which shard each slot of the hash space belongs to. Shards of equal shares would
-/// fill up together, and maps double at the same loads, so all 256 doubled within
-/// a few batches (a ~100 ms stall again, at ~460k pairs per worker). Shard `i`'s
-/// share grows as `2^(i / SHARDS)` instead, so the loads at which shards double are
-/// spread evenly over each doubling of the pairs: the rehashing is spread over time
-/// as the pairs arrive.
-fn shard_table() -> Vec<u8> {
-    let weights: Vec<f64> = (0..SHARDS)
-        .map(|i| (i as f64 / SHARDS as f64).exp2())
-        .collect();
-    let total: f64 = weights.iter().sum();
-    let mut table = Vec::with_capacity(SHARD_SLOTS);
-    let mut cumulative = 0.0;
-    for (shard, weight) in weights.iter().enumerate() {
-        cumulative += weight;
-        let end = ((cumulative / total) * SHARD_SLOTS as f64).round() as usize;
-        table.resize(end.max(table.len() + 1).min(SHARD_SLOTS), shard as u8);
-    }
-    table.resize(SHARD_SLOTS, (SHARDS - 1) as u8);
-    table
-}
-
-/// When each distinct pair was first seen, split by hash into [`SHARDS`] tables.
+/// When each distinct pair was first seen, split by hash into graded shards (so that
+/// the table grows a shard at a time: [`crate::graded`]).
 ///
 /// Pairs are kept by fingerprint, not by their bytes: an entry is 24 bytes rather
 /// than 48, and finding one compares integers rather than rows ([`FirstSeen`]).
 /// Fingerprints may collide; see [`PackedRow::fingerprint`].
+#[derive(Default)]
 struct FirstTimes {
-    shards: Vec<FirstSeen>,
-    /// A pair's shard by slot ([`shard_table`]).
-    table: Vec<u8>,
+    shards: Graded<FirstSeen>,
     /// Pairs over all shards.
     pairs: usize,
-}
-
-impl Default for FirstTimes {
-    fn default() -> Self {
-        FirstTimes {
-            shards: (0..SHARDS).map(|_| FirstSeen::default()).collect(),
-            table: shard_table(),
-            pairs: 0,
-        }
-    }
 }
 
 impl FirstTimes {
@@ -153,14 +112,16 @@ impl FirstTimes {
             // one after another.
             let mut found = [(0, Fingerprint::default()); PREFETCH];
             let mut touched = 0;
-            for ((pair, _, _), (shard, fingerprint)) in chunk.iter().zip(&mut found) {
-                (*shard, *fingerprint) = (self.shard_of(pair), pair.fingerprint());
-                touched ^= self.shards[*shard].touch(*fingerprint);
+            // A pair's shard is chosen by its hash (which exchange uses too; a shard's
+            // slots are chosen by the fingerprint, independent of it).
+            for ((pair, _, _), (hash, fingerprint)) in chunk.iter().zip(&mut found) {
+                (*hash, *fingerprint) = (pair.hash_code(), pair.fingerprint());
+                touched ^= self.shards.shard(*hash).touch(*fingerprint);
             }
             std::hint::black_box(touched);
-            for ((pair, time, diff), (shard, fingerprint)) in chunk.iter().zip(found) {
+            for ((pair, time, diff), (hash, fingerprint)) in chunk.iter().zip(found) {
                 debug_assert!(*diff > 0, "a monotonic collection does not retract");
-                match self.shards[shard].record(fingerprint, *time) {
+                match self.shards.shard_mut(hash).record(fingerprint, *time) {
                     Recorded::New => {
                         self.pairs += 1;
                         counts(pair, *time, 1);
@@ -173,13 +134,6 @@ impl FirstTimes {
                 }
             }
         }
-    }
-
-    /// The shard that holds `pair`, chosen by its hash (which exchange uses too; a
-    /// shard's slots are chosen by the fingerprint, independent of it).
-    fn shard_of(&self, pair: &PackedRow) -> usize {
-        let slot = (pair.hash_code() >> 32) as usize % SHARD_SLOTS;
-        usize::from(self.table[slot])
     }
 }
 
@@ -225,20 +179,5 @@ mod tests {
                 first.into_iter().map(|(v, t)| ((v, t), 1)).collect();
             prop_assert_eq!(run(inserts, workers), expected);
         }
-    }
-
-    #[test]
-    fn shard_shares_spread_over_a_factor_of_two() {
-        let table = shard_table();
-        assert_eq!(table.len(), SHARD_SLOTS);
-        let mut slots = vec![0usize; SHARDS];
-        for shard in &table {
-            slots[usize::from(*shard)] += 1;
-        }
-        // Every shard has a share, the last about twice the first, growing in between.
-        assert!(slots.iter().all(|n| *n > 0));
-        let (first, last) = (slots[0] as f64, slots[SHARDS - 1] as f64);
-        assert!((1.6..2.5).contains(&(last / first)), "{first} .. {last}");
-        assert!(slots[SHARDS / 2] > slots[0] && slots[SHARDS / 2] < slots[SHARDS - 1]);
     }
 }

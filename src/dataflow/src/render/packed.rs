@@ -24,6 +24,8 @@ use kappa_sql::{Row, Value};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
+use crate::graded::Shard;
+
 /// Encoded bytes kept inline, without allocating.
 pub(crate) const INLINE: usize = 24;
 
@@ -193,6 +195,14 @@ impl Hasher for CarriedHash {
 
 /// A hash map keyed by packed rows, hashed by the hash they carry.
 pub(crate) type PackedMap<R> = HashMap<PackedRow, R, BuildHasherDefault<CarriedHash>>;
+
+impl<R> Shard for PackedMap<R> {
+    fn split(self, mut into: impl FnMut(u64) -> usize, shards: &mut [Self]) {
+        for (key, value) in self {
+            shards[into(key.hash)].insert(key, value);
+        }
+    }
+}
 
 /// A row's 128-bit fingerprint ([`PackedRow::fingerprint`]), as two halves: a
 /// `u128` is 16-byte aligned, which would pad an entry of it and a time to 32 bytes.

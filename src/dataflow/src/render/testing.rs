@@ -18,12 +18,15 @@ pub(super) type Render<D> =
 /// at time 0, each carrying its own time) through `render` on `workers` workers;
 /// returns what it emits, each record seen through `observe` (which gets the record
 /// and its key's integer), summed per `(observation, time)`, zeros dropped.
-pub(super) fn run_keyed<D: Data, O: Ord + Send + 'static>(
-    updates: Vec<(u8, Time, Diff)>,
+pub(super) fn run_keyed<K, D: Data, O: Ord + Send + 'static>(
+    updates: Vec<(K, Time, Diff)>,
     workers: usize,
     render: Render<D>,
     observe: fn(&D) -> O,
-) -> BTreeMap<(O, Time), Diff> {
+) -> BTreeMap<(O, Time), Diff>
+where
+    K: Copy + Into<i64> + Send + Sync + 'static,
+{
     let out = Arc::new(Mutex::new(BTreeMap::new()));
     let sink = out.clone();
     timely::execute(timely::Config::process(workers), move |worker| {
@@ -31,7 +34,7 @@ pub(super) fn run_keyed<D: Data, O: Ord + Send + 'static>(
             .iter()
             .enumerate()
             .filter(|(i, _)| i % worker.peers() == worker.index())
-            .map(|(_, (k, t, d))| (PackedRow::pack(&[Value::Int(i64::from(*k))]), *t, *d))
+            .map(|(_, (k, t, d))| (PackedRow::pack(&[Value::Int((*k).into())]), *t, *d))
             .collect();
         let sink = sink.clone();
         worker.dataflow::<Time, _, _>(|scope| {
