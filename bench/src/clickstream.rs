@@ -140,6 +140,42 @@ pub fn cpu_seconds() -> f64 {
     seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
+/// The machine's CPU time as `/proc/stat` counts it, to tell how much of it other
+/// guests of the host took (steal) while a case ran: on a shared VM a live run's
+/// tail latency follows the steal as much as the code.
+#[derive(Clone, Copy, Debug)]
+pub struct MachineTicks {
+    steal: u64,
+    total: u64,
+}
+
+impl MachineTicks {
+    /// The counters now, where `/proc/stat` has them.
+    pub fn now() -> Option<MachineTicks> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let ticks: Vec<u64> = stat
+            .lines()
+            .next()?
+            .strip_prefix("cpu ")?
+            .split_whitespace()
+            .map(|n| n.parse().ok())
+            .collect::<Option<_>>()?;
+        // user nice system idle iowait irq softirq steal (guest time is within user).
+        let steal = *ticks.get(7)?;
+        Some(MachineTicks {
+            steal,
+            total: ticks.iter().take(8).sum(),
+        })
+    }
+
+    /// The share (0–1) of the machine's CPU time stolen since `self`.
+    pub fn steal_since(&self) -> Option<f64> {
+        let now = MachineTicks::now()?;
+        let total = now.total.checked_sub(self.total).filter(|t| *t > 0)?;
+        Some(now.steal.saturating_sub(self.steal) as f64 / total as f64)
+    }
+}
+
 /// This process's peak resident set size in bytes (`VmHWM` of `/proc/self/status`),
 /// or 0 where that is not available.
 pub fn peak_rss_bytes() -> u64 {
@@ -189,4 +225,25 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
         .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
         .copied()
         .unwrap_or(f64::NAN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_steal_share_is_read_from_proc_stat_as_a_fraction() {
+        let Some(start) = MachineTicks::now() else {
+            // Not Linux: nothing to read, and the harness prints "unknown".
+            return;
+        };
+        // Burn a little CPU so that the machine's counters move.
+        let mut x = 0u64;
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(50);
+        while std::time::Instant::now() < until {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        let steal = start.steal_since().expect("counters moved");
+        assert!((0.0..=1.0).contains(&steal), "{steal}");
+    }
 }
