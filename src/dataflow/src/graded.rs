@@ -13,6 +13,9 @@
 //! space grows as `2^(i / SHARDS)`: the loads at which shards double are spread
 //! evenly over each doubling of the whole, and the copying is spread over time as
 //! the entries arrive. The memory an outgrown shard frees is reused by the next one.
+//! A table that may stay small starts as one table ([`Graded::unsplit`]) and splits
+//! once at [`SPLIT_AT`] entries: below that one table is faster, and its doublings
+//! are short.
 //!
 //! Shards are chosen by bits 32.. of an entry's 64-bit hash: exchange between
 //! workers uses the low bits, and a shard's own table the low and top bits.
