@@ -222,12 +222,12 @@ fn main() -> Result<(), Error> {
                     format!("half the maximum sustained live rate, {max_sustained:.0} events/s");
                 print_latency(&result, rate, &why);
                 p99s.extend(result.latency.map(|(_, p99, ..)| p99));
-                steals.extend(result.steal.map(|s| 100.0 * s));
+                steals.extend(result.steal);
             }
             // A miss in runs the host's other guests took a share of is told apart from
             // one on a quiet machine: the steal is printed beside the verdict.
-            let steal =
-                Spread::of(steals).map_or(String::new(), |s| format!(", steal {:.1}%", s.median));
+            let steal = Spread::of(steals)
+                .map_or(String::new(), |s| format!(", steal {}", percent(s.median)));
             if let Some(p99) = Spread::of(p99s) {
                 verdicts.push((
                     format!("latency p99 ≤ 50 ms at {rate:.0} events/s{steal}"),
@@ -294,7 +294,7 @@ fn total_records(log: &dyn Log) -> Result<usize, Error> {
 
 fn run_baseline(dir: &Path) -> Result<CaseResult, Error> {
     let log = open_log(dir)?;
-    let (cpu, started) = (cpu_seconds(), Instant::now());
+    let (cpu, started, machine) = (cpu_seconds(), Instant::now(), MachineTicks::now());
     let answers = baseline::run(log.as_ref())?;
     Ok(CaseResult {
         wall_secs: started.elapsed().as_secs_f64(),
@@ -302,6 +302,7 @@ fn run_baseline(dir: &Path) -> Result<CaseResult, Error> {
         events: total_records(log.as_ref())?,
         peak_rss: peak_rss_bytes(),
         answers: Some(answers),
+        steal: machine.and_then(|m| m.steal_since()),
         ..CaseResult::default()
     })
 }
@@ -314,7 +315,7 @@ fn plan() -> Result<Arc<kappa_sql::plan::Plan>, Error> {
 fn run_kappa(dir: &Path, workers: usize) -> Result<CaseResult, Error> {
     let plan = plan()?;
     let log = open_log(dir)?;
-    let (cpu, started) = (cpu_seconds(), Instant::now());
+    let (cpu, started, machine) = (cpu_seconds(), Instant::now(), MachineTicks::now());
     let mut config = RunConfig::threads(workers);
     config.source.bounded = true;
     config.write_outputs = false;
@@ -329,6 +330,7 @@ fn run_kappa(dir: &Path, workers: usize) -> Result<CaseResult, Error> {
         events: total_records(log.as_ref())?,
         peak_rss: peak_rss_bytes(),
         answers: Some(store.read(Answers::from_store)),
+        steal: machine.and_then(|m| m.steal_since()),
         ..CaseResult::default()
     })
 }
@@ -393,8 +395,13 @@ fn print_latency(result: &CaseResult, rate: f64, why: &str) {
 /// The machine's steal during a run, as printed beside its latency.
 fn show_steal(steal: Option<f64>) -> String {
     steal.map_or("machine steal unknown".into(), |s| {
-        format!("machine steal {:.1}%", 100.0 * s)
+        format!("machine steal {}", percent(s))
     })
+}
+
+/// A share (0–1) as a percentage with one decimal.
+fn percent(share: f64) -> String {
+    format!("{:.1}%", 100.0 * share)
 }
 
 /// Whether a live run kept up with its producer: the producer reached 97% of its
@@ -589,7 +596,7 @@ impl Table {
 
     fn print(&self) {
         println!(
-            "\n{:>9}  {:<38} {:>5} {:>7} {:>11} {:>7} {:>9}   {:>6} {:>6} {:>6}  answers",
+            "\n{:>9}  {:<38} {:>5} {:>7} {:>11} {:>7} {:>9}   {:>6} {:>6} {:>6} {:>6}  answers",
             "events",
             "case",
             "round",
@@ -599,7 +606,8 @@ impl Table {
             "peak RSS",
             "tput×",
             "CPU×",
-            "RSS×"
+            "RSS×",
+            "steal"
         );
         // By size, then round (they ran round by round).
         let mut cases: Vec<&Case> = self.cases.iter().collect();
@@ -619,7 +627,7 @@ impl Table {
                 _ => "DIFFER",
             };
             println!(
-                "{events:>9}  {name:<38} {round:>5} {:>7.2} {:>11.0} {:>7.2} {:>6.0} MB   {:>6.2} {:>6.2} {:>6.2}  {answers}",
+                "{events:>9}  {name:<38} {round:>5} {:>7.2} {:>11.0} {:>7.2} {:>6.0} MB   {:>6.2} {:>6.2} {:>6.2} {:>6}  {answers}",
                 r.wall_secs,
                 r.events_per_sec(),
                 r.cpu_secs,
@@ -627,6 +635,9 @@ impl Table {
                 ratio(CaseResult::events_per_sec),
                 ratio(|c| c.cpu_secs),
                 ratio(|c| c.peak_rss as f64),
+                // The machine's, while the case ran: a slow round is told apart from a
+                // stolen one.
+                r.steal.map_or("?".into(), percent),
             );
         }
     }
