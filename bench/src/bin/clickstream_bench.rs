@@ -80,7 +80,7 @@ struct CaseResult {
     /// Whether the live pipeline kept up with the producer ([`keeps_up`]).
     #[serde(default)]
     keeps_up: Option<bool>,
-    /// The share of the machine's CPU time other guests took during a live run.
+    /// The share of the machine's CPU time other guests took while the case was measured.
     #[serde(default)]
     steal: Option<f64>,
 }
