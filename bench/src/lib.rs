@@ -16,6 +16,14 @@ pub mod spread;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// The value after `--name` among a harness's command-line `args`, if given.
+pub fn option_value<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
+}
+
 /// `count` JSON-ish payloads of exactly `size` bytes each, distinct and deterministic.
 pub fn payloads(count: usize, size: usize) -> Vec<Vec<u8>> {
     (0..count)
@@ -103,5 +111,15 @@ mod tests {
         assert_ne!(payloads(2, 100)[0], payloads(2, 100)[1]);
         let t = Throughput::new(1000, 1_000_000, Duration::from_secs(2));
         assert_eq!((t.records_per_sec, t.mb_per_sec), (500.0, 0.5));
+    }
+
+    #[test]
+    fn an_option_value_is_the_argument_after_its_name() {
+        let args: Vec<String> = ["--rows", "10", "--quick", "--runs"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(option_value(&args, "--rows"), Some("10"));
+        assert_eq!(option_value(&args, "--runs"), None, "no value after it");
+        assert_eq!(option_value(&args, "--secs"), None, "not given");
     }
 }

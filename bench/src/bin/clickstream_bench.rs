@@ -102,12 +102,7 @@ fn main() -> Result<(), Error> {
         .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flag = |name: &str| args.iter().any(|a| a == name);
-    let value = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
+    let value = |name: &str| kappa_bench::option_value(&args, name).map(str::to_string);
     if let Some(case) = value("--case") {
         let dir = PathBuf::from(value("--dir").ok_or("--dir is required")?);
         let workers = value("--workers").map_or(Ok(1), |w| w.parse())?;

@@ -41,11 +41,7 @@ const SEED: u64 = 42;
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flag = |name: &str| args.iter().any(|a| a == name);
-    let value = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-    };
+    let value = |name: &str| kappa_bench::option_value(&args, name);
     let events: usize = value("--events").map_or(Ok(200_000), |n| n.replace('_', "").parse())?;
     let workers: usize = value("--workers").map_or(Ok(2), |n| n.parse())?;
     let endpoint = std::env::var("KAPPA_FLUVIO_ENDPOINT").ok();

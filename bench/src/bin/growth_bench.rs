@@ -49,20 +49,15 @@ fn grow(rows: usize, mut add: impl FnMut(Row)) -> Growth {
     }
 }
 
-fn flag(args: &[String], name: &str, default: usize) -> Result<usize, Error> {
-    match args.iter().position(|a| a == name) {
-        Some(i) => Ok(args
-            .get(i + 1)
-            .ok_or_else(|| format!("{name} needs a value"))?
-            .parse()?),
-        None => Ok(default),
-    }
+/// The number after `name` in `args`, or `default` when not given.
+fn number(args: &[String], name: &str, default: usize) -> Result<usize, Error> {
+    Ok(kappa_bench::option_value(args, name).map_or(Ok(default), str::parse)?)
 }
 
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let rows = flag(&args, "--rows", 600_000)?;
-    let runs = flag(&args, "--runs", 3)?;
+    let rows = number(&args, "--rows", 600_000)?;
+    let runs = number(&args, "--runs", 3)?;
     if rows == 0 {
         return Err("--rows must be at least 1".into());
     }

@@ -75,12 +75,7 @@ struct Settings {
 fn main() -> Result<(), Error> {
     kappa::allocator::tune();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let value = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .map(|v| v.replace('_', ""))
-    };
+    let value = |name: &str| kappa_bench::option_value(&args, name).map(|v| v.replace('_', ""));
     let events: usize = value("--events").map_or(Ok(1_000_000), |v| v.parse())?;
     let workers: usize = value("--workers").map_or(Ok(2), |v| v.parse())?;
     let settings = Settings {

@@ -116,6 +116,12 @@ impl<T> Graded<T> {
         &mut self.shards[index]
     }
 
+    /// Whether the table is split into shards (a view from outside, for tests).
+    #[cfg(test)]
+    pub(crate) fn is_split(&self) -> bool {
+        self.shards.len() > 1
+    }
+
     /// Every shard, in shard order.
     pub(crate) fn shards(&self) -> impl Iterator<Item = &T> {
         self.shards.iter()

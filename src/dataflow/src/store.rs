@@ -663,6 +663,11 @@ mod tests {
         let rows = crate::graded::SPLIT_AT as i64 + 5_000;
         for i in 0..rows {
             assert_eq!(counts.add(&row(i), 2), 2);
+            // One table until it holds `SPLIT_AT` rows, shards from then on.
+            assert_eq!(
+                counts.shards.is_split(),
+                i + 1 >= crate::graded::SPLIT_AT as i64
+            );
         }
         for i in 0..rows {
             assert_eq!(counts.add(&row(i), -1), 1);
