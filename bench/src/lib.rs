@@ -5,11 +5,13 @@
 //! - [`baseline`]: the clickstream views computed by a plain single-threaded program;
 //! - [`clickstream`]: what the clickstream harness compares (answers) and measures
 //!   (CPU time, peak memory);
+//! - [`interference`]: CPU taken in bursts, to measure latency under a busy host;
 //! - [`latency`]: append → visible latency of a live pipeline;
 //! - [`spread`]: a figure repeated over rounds, as median and range.
 
 pub mod baseline;
 pub mod clickstream;
+pub mod interference;
 pub mod latency;
 pub mod spread;
 

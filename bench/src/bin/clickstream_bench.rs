@@ -22,7 +22,9 @@
 //! keeps up: the producer reaches its rate and latency does not grow over the run),
 //! and the latency case runs `--latency-runs` times (3) at half of it; the target is
 //! judged on the median p99. `KAPPA_BENCH_LATENCY_TRACE=FILE` writes each append's
-//! latency over time.
+//! latency over time. `--simulated-steal SHARE` (e.g. `0.1`; `--steal-burst-ms`, mean
+//! 10) repeats the latency runs while [`Interference`] takes that share of every CPU
+//! in bursts, as a busy host does (also on `--case latency`).
 //!
 //! Allocators: the harness's global allocator is chosen per process by
 //! `KAPPA_BENCH_ALLOC` (`system` or `mimalloc`); the baseline runs on the system
@@ -33,7 +35,7 @@
 //! cargo run --release -p kappa-bench --bin clickstream_bench             # 1M and 4M events
 //! cargo run --release -p kappa-bench --bin clickstream_bench -- --quick  # 200k, one round
 //! options: --events N[,N..]  --rounds N  --latency-runs N  --latency-secs S
-//!          --alloc-compare  --no-latency
+//!          --alloc-compare  --no-latency  --simulated-steal SHARE  --steal-burst-ms MS
 //! ```
 //! One case by hand, e.g. under `perf record`:
 //! `clickstream_bench --case load --events 1000000 --dir /tmp/clicks`, then
@@ -52,6 +54,7 @@ use kappa_bench::clickstream::{
     cpu_seconds, load_log, log_options, peak_rss_bytes, percentile, record, Answers, MachineTicks,
     PARTITIONS, TOPIC,
 };
+use kappa_bench::interference::Interference;
 use kappa_bench::latency::{latencies, Observation, Observer};
 use kappa_bench::spread::Spread;
 use kappa_bench::{baseline, Scratch};
@@ -83,6 +86,10 @@ struct CaseResult {
     /// The share of the machine's CPU time other guests took while the case was measured.
     #[serde(default)]
     steal: Option<f64>,
+    /// Under `--simulated-steal`: the share of the CPU its bursts took, and whether
+    /// they ran at real-time priority ([`Interference`]).
+    #[serde(default)]
+    simulated_steal: Option<(f64, bool)>,
 }
 
 impl CaseResult {
@@ -120,6 +127,7 @@ fn main() -> Result<(), Error> {
                 workers,
                 value("--rate").ok_or("--rate is required")?.parse()?,
                 value("--secs").map_or(Ok(10.0), |s| s.parse())?,
+                simulated_steal(&args)?,
             )?,
             other => return Err(format!("unknown case {other}").into()),
         };
@@ -147,6 +155,7 @@ fn main() -> Result<(), Error> {
     let rounds: usize = value("--rounds").map_or(Ok(if quick { 1 } else { 3 }), |s| s.parse())?;
     let latency_runs: usize =
         value("--latency-runs").map_or(Ok(if quick { 1 } else { 3 }), |s| s.parse())?;
+    let simulated = simulated_steal(&args)?;
     // Every size's log first, so that a round runs all its cases back to back and
     // the ratio of 4M to 1M throughput, too, compares runs seconds apart.
     let mut logs = Vec::new();
@@ -193,7 +202,7 @@ fn main() -> Result<(), Error> {
         let mut sustained = None;
         for _ in 0..8 {
             let rate = probe.round();
-            let result = run_latency_child(rate, probe_secs)?;
+            let result = run_latency_child(rate, probe_secs, None)?;
             let keeps_up = result.keeps_up.unwrap_or(false);
             if let Some((p50, p99, ..)) = result.latency {
                 println!(
@@ -210,25 +219,32 @@ fn main() -> Result<(), Error> {
         }
         if let Some(max_sustained) = sustained {
             let rate = (max_sustained / 2.0).round();
-            let (mut p99s, mut steals) = (Vec::new(), Vec::new());
-            for _ in 0..latency_runs {
-                let result = run_latency_child(rate, latency_secs)?;
-                let why =
-                    format!("half the maximum sustained live rate, {max_sustained:.0} events/s");
-                print_latency(&result, rate, &why);
-                p99s.extend(result.latency.map(|(_, p99, ..)| p99));
-                steals.extend(result.steal);
-            }
-            // A miss in runs the host's other guests took a share of is told apart from
-            // one on a quiet machine: the steal is printed beside the verdict.
-            let steal = Spread::of(steals)
-                .map_or(String::new(), |s| format!(", steal {}", percent(s.median)));
-            if let Some(p99) = Spread::of(p99s) {
-                verdicts.push((
-                    format!("latency p99 ≤ 50 ms at {rate:.0} events/s{steal}"),
-                    p99.show(" ms"),
-                    p99.median <= 50.0,
-                ));
+            let why = format!("half the maximum sustained live rate, {max_sustained:.0} events/s");
+            // The target's runs, then (with `--simulated-steal`) the same runs with a
+            // share of every CPU taken in bursts, as a busy host takes it.
+            let conditions = [None].into_iter().chain(simulated.map(Some));
+            for simulated in conditions {
+                let (mut p99s, mut steals) = (Vec::new(), Vec::new());
+                for _ in 0..latency_runs {
+                    let result = run_latency_child(rate, latency_secs, simulated)?;
+                    print_latency(&result, rate, &why);
+                    p99s.extend(result.latency.map(|(_, p99, ..)| p99));
+                    steals.extend(result.steal);
+                }
+                // A miss in runs the host's other guests took a share of is told apart
+                // from one on a quiet machine: the steal is printed beside the verdict.
+                let steal = Spread::of(steals)
+                    .map_or(String::new(), |s| format!(", steal {}", percent(s.median)));
+                let simulated = simulated.map_or(String::new(), |(share, _)| {
+                    format!(", {} simulated", percent(share))
+                });
+                if let Some(p99) = Spread::of(p99s) {
+                    verdicts.push((
+                        format!("latency p99 ≤ 50 ms at {rate:.0} events/s{steal}{simulated}"),
+                        p99.show(" ms"),
+                        p99.median <= 50.0,
+                    ));
+                }
             }
         }
     }
@@ -357,22 +373,49 @@ fn tune_source(source: &mut kappa_dataflow::source::SourceConfig) -> Result<(), 
 
 /// Runs the latency case (2 workers, live) at `rate` for `secs` in a child process
 /// on a fresh log.
-fn run_latency_child(rate: f64, secs: f64) -> Result<CaseResult, Error> {
+/// With `simulated`, under that [`SimulatedSteal`].
+fn run_latency_child(
+    rate: f64,
+    secs: f64,
+    simulated: Option<SimulatedSteal>,
+) -> Result<CaseResult, Error> {
     let scratch = Scratch::new("clickstream-latency")?;
-    child(
-        &[
-            "--case",
-            "latency",
-            "--workers",
-            "2",
-            "--rate",
-            &rate.to_string(),
-            "--secs",
-            &secs.to_string(),
-        ],
-        &scratch.0.join("log"),
-        "mimalloc",
-    )
+    let (rate, secs) = (rate.to_string(), secs.to_string());
+    let mut args = vec![
+        "--case",
+        "latency",
+        "--workers",
+        "2",
+        "--rate",
+        &rate,
+        "--secs",
+        &secs,
+    ];
+    let (share, burst);
+    if let Some((s, b)) = simulated {
+        (share, burst) = (s.to_string(), (b.as_secs_f64() * 1e3).to_string());
+        args.extend(["--simulated-steal", &share, "--steal-burst-ms", &burst]);
+    }
+    child(&args, &scratch.0.join("log"), "mimalloc")
+}
+
+/// A share (0–1) of every CPU taken in bursts of a mean length, for latency runs
+/// under load ([`Interference`]).
+type SimulatedSteal = (f64, Duration);
+
+/// `--simulated-steal SHARE` (0–1) with `--steal-burst-ms MS` (mean burst, 10 ms),
+/// if given.
+fn simulated_steal(args: &[String]) -> Result<Option<SimulatedSteal>, Error> {
+    let Some(share) = kappa_bench::option_value(args, "--simulated-steal") else {
+        return Ok(None);
+    };
+    let share: f64 = share.parse()?;
+    if !(share > 0.0 && share < 1.0) {
+        return Err(format!("--simulated-steal takes a share in (0, 1), not {share}").into());
+    }
+    let burst_ms: f64 =
+        kappa_bench::option_value(args, "--steal-burst-ms").map_or(Ok(10.0), str::parse)?;
+    Ok(Some((share, Duration::from_secs_f64(burst_ms / 1e3))))
 }
 
 /// Prints a latency run at `rate` (`why` that rate).
@@ -381,8 +424,19 @@ fn print_latency(result: &CaseResult, rate: f64, why: &str) {
         println!(
             "\nlatency, 2 workers, live pipeline, producer at {rate:.0} events/s ({why}; achieved \
              {achieved:.0}): append → visible in the ViewStore over {samples} appends: p50 \
-             {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms; {}",
-            show_steal(result.steal)
+             {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms; {}{}",
+            show_steal(result.steal),
+            result
+                .simulated_steal
+                .map_or(String::new(), |(taken, realtime)| format!(
+                    "; simulated steal took {} ({})",
+                    percent(taken),
+                    if realtime {
+                        "real-time bursts"
+                    } else {
+                        "normal priority: weaker than steal"
+                    }
+                ))
         );
     }
 }
@@ -424,7 +478,13 @@ fn keeps_up(latencies_in_order: &[f64], rate: f64, achieved: f64) -> bool {
 /// Appends at `rate` events/s for `secs` to a live pipeline and measures how long
 /// each append takes to become visible. The events are generated before the clock
 /// starts (at most 3M of them: a high rate shortens the run).
-fn run_latency(dir: &Path, workers: usize, rate: f64, secs: f64) -> Result<CaseResult, Error> {
+fn run_latency(
+    dir: &Path,
+    workers: usize,
+    rate: f64,
+    secs: f64,
+    simulated: Option<SimulatedSteal>,
+) -> Result<CaseResult, Error> {
     let count = ((rate * secs) as usize).min(3_000_000);
     let mut records: Vec<NewRecord> = kappa::workload::clicks(count, SEED + 1)
         .map(record)
@@ -438,6 +498,7 @@ fn run_latency(dir: &Path, workers: usize, rate: f64, secs: f64) -> Result<CaseR
     let store = running.store().clone();
     let observer = Observer::start(store.clone());
     let machine = MachineTicks::now();
+    let interference = simulated.map(|(share, burst)| Interference::start(share, burst));
 
     // The producer: every millisecond, append what is due by then; remember when each
     // append started and the offsets it reached.
@@ -477,6 +538,7 @@ fn run_latency(dir: &Path, workers: usize, rate: f64, secs: f64) -> Result<CaseR
     let deadline = Instant::now() + Duration::from_secs_f64(secs * 3.0 + 30.0);
     let (appends, achieved) = producer.join().map_err(|_| "producer panicked")??;
     let steal = machine.and_then(|m| m.steal_since());
+    let simulated_steal = interference.map(|i| (i.taken(), i.is_realtime()));
     if let Some((_, last)) = appends.last() {
         observer.wait_for(last, deadline);
     }
@@ -513,6 +575,7 @@ fn run_latency(dir: &Path, workers: usize, rate: f64, secs: f64) -> Result<CaseR
         )),
         keeps_up: Some(kept_up),
         steal,
+        simulated_steal,
         ..CaseResult::default()
     })
 }
