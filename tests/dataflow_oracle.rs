@@ -161,6 +161,12 @@ CREATE VIEW distinct_spenders AS
   FROM orders o LEFT JOIN customers c ON o.customer = c.id
   GROUP BY c.name;
 
+-- A global top-k over counts that fall (unmatched orders retracted as customers
+-- arrive): leaders leave and are refilled from the counts.
+CREATE VIEW top_buyers AS
+  SELECT c.name, COUNT(*) AS n FROM orders o LEFT JOIN customers c ON o.customer = c.id
+  GROUP BY c.name ORDER BY n DESC, name LIMIT 2;
+
 CREATE VIEW a_customers AS
   SELECT o.id, c.name
   FROM orders o LEFT JOIN (SELECT id, name FROM customers WHERE name LIKE 'a%') AS c
@@ -205,6 +211,12 @@ CREATE VIEW teams AS SELECT DISTINCT team FROM scores;
 CREATE VIEW totals AS SELECT player, SUM(points) AS total FROM all_points GROUP BY player;
 
 CREATE VIEW top_totals AS SELECT player, total FROM totals ORDER BY total DESC NULLS LAST, player LIMIT 2;
+
+-- Global top-k over plain counts: ranked from the running counts themselves.
+CREATE VIEW busiest_teams AS SELECT team, COUNT(*) AS n FROM scores GROUP BY team ORDER BY n DESC, team LIMIT 2;
+
+CREATE VIEW quietest_players AS
+  SELECT player, COUNT(*) AS n FROM all_points GROUP BY player ORDER BY n, player LIMIT 3 OFFSET 1;
 "#;
 
 /// A compiled pipeline and the topics its sources read, in source order.

@@ -22,10 +22,11 @@ mod state;
 #[cfg(test)]
 mod testing;
 mod topk;
+mod topk_counts;
 mod totals;
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -40,7 +41,7 @@ use timely::dataflow::operators::Concatenate;
 use timely::dataflow::{Scope, Stream};
 
 use self::fused::Fusion;
-use self::reduce::{KeyedInput, Reduction};
+use self::reduce::{CountRow, Counts, KeyedInput, Reduction};
 use crate::error::DataError;
 use crate::source::{render_source, SourceConfig, SourceControl, SourceProgress};
 use crate::{Diff, Time};
@@ -55,11 +56,13 @@ pub type Errors<'s> = Stream<'s, Time, Vec<(DataError, Time, Diff)>>;
 pub(crate) use fused::FusedSink;
 
 /// A rendered node: its rows (unless it is fused and nothing needs them as a
-/// collection), and its arrangement when it is an `Arrange` node.
+/// collection), its arrangement when it is an `Arrange` node, and, for a reduction
+/// whose counts a top-k ranks directly, those counts instead of rows.
 #[derive(Clone)]
 struct Rendered<'s> {
     rows: Option<Rows<'s>>,
     arranged: Option<ArrangedRows<'s>>,
+    counts: Option<(Counts<'s>, CountRow)>,
 }
 
 /// The size of one update in each arrangement the renderer names: its key, value,
@@ -136,6 +139,7 @@ pub fn render_plan<'s>(
             _ => None,
         })
         .collect();
+    let ranked_counts = counts_ranked_by_top_k(plan, &reductions);
     let mut fused_rows: BTreeMap<usize, Rows<'s>> = BTreeMap::new();
     let mut fused_keyed: BTreeMap<usize, KeyedInput<'s>> = BTreeMap::new();
     for (index, def) in plan.sources.iter().enumerate() {
@@ -165,6 +169,7 @@ pub fn render_plan<'s>(
             rendered.push(Rendered {
                 rows: fused_rows.remove(&id),
                 arranged: None,
+                counts: None,
             });
             continue;
         }
@@ -218,6 +223,7 @@ pub fn render_plan<'s>(
                 Rendered {
                     rows: Some(rows),
                     arranged: Some(arranged),
+                    counts: None,
                 }
             }
             Node::Join { left, right, kind } => Rendered::rows(join::join(
@@ -241,7 +247,15 @@ pub fn render_plan<'s>(
                         keyed
                     }
                 };
-                Rendered::rows(reduction.render(scope, &sizes, keyed))
+                if ranked_counts.contains(&id) {
+                    Rendered {
+                        rows: None,
+                        arranged: None,
+                        counts: Some(reduction.render_counts(&sizes, keyed)),
+                    }
+                } else {
+                    Rendered::rows(reduction.render(scope, &sizes, keyed))
+                }
             }
             Node::Distinct { input: i } => Rendered::rows(input(*i).distinct()),
             Node::Union { inputs } => {
@@ -258,14 +272,19 @@ pub fn render_plan<'s>(
                 limit,
                 offset,
                 row_number,
-            } => Rendered::rows(topk::top_k(
-                input(*i),
-                group_key.clone(),
-                order_by.clone(),
-                *limit,
-                *offset,
-                *row_number,
-            )),
+            } => {
+                let selection = topk::Selection {
+                    limit: *limit,
+                    offset: *offset,
+                    row_number: *row_number,
+                };
+                Rendered::rows(match rendered[*i].counts.clone() {
+                    Some((counts, count_row)) => {
+                        topk::top_k_of_counts(counts, count_row, order_by.clone(), selection)
+                    }
+                    None => topk::top_k(input(*i), group_key.clone(), order_by.clone(), selection),
+                })
+            }
         };
         rendered.push(node);
     }
@@ -292,8 +311,32 @@ impl<'s> Rendered<'s> {
         Rendered {
             rows: Some(rows),
             arranged: None,
+            counts: None,
         }
     }
+}
+
+/// The reductions of plain counts ([`Reduction::is_plain_counts`]) that are not
+/// views and whose one reader is a global top-k: that top-k ranks their running
+/// counts directly ([`topk::top_k_of_counts`]), and their rows are never made.
+fn counts_ranked_by_top_k(plan: &Plan, reductions: &[Option<Reduction>]) -> BTreeSet<usize> {
+    let mut readers = vec![Vec::new(); plan.nodes.len()];
+    for (id, node) in plan.nodes.iter().enumerate() {
+        for input in node.node.inputs() {
+            readers[input].push(id);
+        }
+    }
+    let views: BTreeSet<usize> = plan.views.iter().map(|v| v.node).collect();
+    let global_top_k = |id: usize| matches!(&plan.nodes[id].node, Node::TopK { group_key, .. } if group_key.is_empty());
+    (0..plan.nodes.len())
+        .filter(|id| {
+            reductions[*id]
+                .as_ref()
+                .is_some_and(Reduction::is_plain_counts)
+                && !views.contains(id)
+                && matches!(readers[*id].as_slice(), [reader] if global_top_k(*reader))
+        })
+        .collect()
 }
 
 /// The values of `columns` of `row`, as a key row.

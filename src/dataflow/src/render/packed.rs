@@ -131,7 +131,7 @@ impl PackedRow {
     }
 
     /// Appends the values to `row`.
-    fn unpack_into(&self, row: &mut Row) {
+    pub(crate) fn unpack_into(&self, row: &mut Row) {
         let mut rest: &[u8] = &self.bytes;
         while !rest.is_empty() {
             row.push(decode(&mut rest));

@@ -13,10 +13,53 @@
 
 use std::collections::BTreeMap;
 
+use differential_dataflow::{AsCollection, VecCollection};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::ParallelizationContract;
+use timely::dataflow::operators::generic::operator::Operator;
 use timely::dataflow::operators::{CapabilitySet, InputCapability};
+use timely::dataflow::Stream;
 use timely::progress::frontier::AntichainRef;
 
-use crate::Time;
+use crate::{Diff, Time};
+
+/// An operator named `name` that acts once per complete time: `logic` gets each
+/// time the input frontier has passed, in order, with that time's updates (as
+/// `pact` brought them to this worker), and returns its output at that time.
+pub(super) fn per_complete_time<'s, D, R, O, P>(
+    stream: Stream<'s, Time, Vec<(D, Time, R)>>,
+    pact: P,
+    name: &str,
+    mut logic: impl FnMut(Time, &mut [(D, Time, R)]) -> Vec<(O, Diff)> + 'static,
+) -> VecCollection<'s, Time, O, Diff>
+where
+    D: Clone + 'static,
+    R: Clone + 'static,
+    O: Clone + 'static,
+    P: ParallelizationContract<Time, Vec<(D, Time, R)>>,
+{
+    type Output<O> = CapacityContainerBuilder<Vec<(O, Time, Diff)>>;
+    stream
+        .unary_frontier::<Output<O>, _, _, _>(pact, name, move |_capability, _info| {
+            let mut pending = Pending::new();
+            move |(input, frontier), output| {
+                input.for_each(|capability, data| pending.hold(capability, data));
+                let mut ready = pending.take_complete(frontier.frontier());
+                if !ready.is_empty() {
+                    let mut session = output.session(pending.capabilities());
+                    // In time order already: taken from a map by time.
+                    for updates in ready.chunk_by_mut(|a, b| a.1 == b.1) {
+                        let time = updates[0].1;
+                        for (out, diff) in logic(time, updates) {
+                            session.give((out, time, diff));
+                        }
+                    }
+                }
+                pending.release();
+            }
+        })
+        .as_collection()
+}
 
 /// Updates of `D` with diffs `R` waiting for their times to complete.
 pub(super) struct Pending<D, R> {

@@ -21,7 +21,9 @@
 
 use differential_dataflow::difference::{Abelian, IsZero, Monoid, Multiply, Semigroup};
 use differential_dataflow::operators::ThresholdTotal;
-use differential_dataflow::AsCollection;
+use std::rc::Rc;
+
+use differential_dataflow::{AsCollection, VecCollection};
 use kappa_sql::aggregate::{accumulate, finish};
 use kappa_sql::expr::Expr;
 use kappa_sql::plan::{AggFunc, Aggregate, Column};
@@ -133,6 +135,46 @@ pub(super) struct Reduction {
     /// Whether the accumulable part is rendered (it also witnesses that a group exists).
     sums_needed: bool,
     plan_args: bool,
+}
+
+/// The running count of each key of a reduction: `((key, count), time, diff)`.
+pub(super) type Counts<'s> = VecCollection<'s, Time, (PackedRow, Diff), Diff>;
+
+/// How a key and its count make a row of a reduction of plain counts: the key's
+/// values, then each aggregate's value.
+#[derive(Clone)]
+pub(super) struct CountRow {
+    /// Columns of the key (the aggregates' values follow).
+    pub(super) width: usize,
+    /// Appends the aggregates' values of a count.
+    values: CountValues,
+}
+
+/// Appends the aggregates' values of a count to a row.
+type CountValues = Rc<dyn Fn(Diff, &mut Row)>;
+
+impl CountRow {
+    /// Rows of keys `width` columns wide, then what `values` appends for a count.
+    pub(super) fn new(width: usize, values: impl Fn(Diff, &mut Row) + 'static) -> Self {
+        CountRow {
+            width,
+            values: Rc::new(values),
+        }
+    }
+
+    /// Writes the row of `key` and `count` into `out`, replacing what it held.
+    pub(super) fn write(&self, key: &PackedRow, count: Diff, out: &mut Row) {
+        out.clear();
+        key.unpack_into(out);
+        (self.values)(count, out);
+    }
+
+    /// Writes the aggregates' values of `count` (the row's columns from `width` on)
+    /// into `out`, replacing what it held.
+    pub(super) fn write_values(&self, count: Diff, out: &mut Row) {
+        out.clear();
+        (self.values)(count, out);
+    }
 }
 
 /// The key stage's outputs, by the kind of sum it computes.
@@ -279,6 +321,53 @@ impl Reduction {
         }
     }
 
+    /// Appends the aggregates' values of a group whose accumulators are `acc` (for
+    /// plain counts, the row count alone) to `out`.
+    fn finisher(&self) -> impl Fn(&[i128], &mut Row) + Clone + 'static {
+        let specs = self.specs.clone();
+        let counts_only = self.counts_only;
+        move |acc: &[i128], out: &mut Row| {
+            for (slot, (_, func, ty)) in specs.iter().enumerate() {
+                // A plain count carries only the row count, which is every count's
+                // value in that case.
+                let (count, sum) = if counts_only {
+                    (acc[0], 0)
+                } else {
+                    (acc[1 + 2 * slot], acc[2 + 2 * slot])
+                };
+                let count = i64::try_from(count).unwrap_or(i64::MAX);
+                out.push(finish(*func, *ty, sum, count));
+            }
+        }
+    }
+
+    /// Whether the rows are a key's values followed by row counts only (`COUNT(*)`,
+    /// no `DISTINCT`, no `MIN`/`MAX`, a non-empty key): a top-k over them can rank
+    /// the running counts themselves ([`Reduction::render_counts`]).
+    pub(super) fn is_plain_counts(&self) -> bool {
+        self.counts_only && self.others.is_empty() && !self.key.is_empty()
+    }
+
+    /// For [`Reduction::is_plain_counts`] reductions: the running count of each key,
+    /// `(key, count)` (what [`Reduction::render`] makes rows of), and how a key and
+    /// its count become the row.
+    pub(super) fn render_counts<'s>(
+        &self,
+        sizes: &UpdateSizes,
+        keyed: KeyedInput<'s>,
+    ) -> (Counts<'s>, CountRow) {
+        debug_assert!(self.is_plain_counts());
+        let KeyedInput::Counts(keyed) = keyed else {
+            unreachable!("a reduction of plain counts sums row counts")
+        };
+        let counts = totals::count_total(keyed.sums, &format!("Count %{}", self.node), sizes);
+        let finish_values = self.finisher();
+        let count_row = CountRow::new(self.key.len(), move |count, out: &mut Row| {
+            finish_values(&[count as i128], out)
+        });
+        (counts, count_row)
+    }
+
     /// Renders the reduce after its key stage.
     pub(super) fn render<'s>(
         &self,
@@ -288,26 +377,10 @@ impl Reduction {
     ) -> Rows<'s> {
         let node = self.node;
         let width = self.key.len();
-        let counts_only = self.counts_only;
         // With no MIN/MAX, the accumulable part computes every aggregate, in order,
         // and its output becomes the view's rows in one step.
         let single_part = self.others.is_empty();
-        let finish_values = {
-            let specs = self.specs.clone();
-            move |acc: &[i128], out: &mut Row| {
-                for (slot, (_, func, ty)) in specs.iter().enumerate() {
-                    // A plain count carries only the row count, which is every count's
-                    // value in that case.
-                    let (count, sum) = if counts_only {
-                        (acc[0], 0)
-                    } else {
-                        (acc[1 + 2 * slot], acc[2 + 2 * slot])
-                    };
-                    let count = i64::try_from(count).unwrap_or(i64::MAX);
-                    out.push(finish(*func, *ty, sum, count));
-                }
-            }
-        };
+        let finish_values = self.finisher();
         let slots: Vec<usize> = self.specs.iter().map(|(i, _, _)| *i).collect();
         let as_part = {
             let finish_values = finish_values.clone();

@@ -20,22 +20,22 @@ use std::collections::{hash_map, BTreeMap, HashMap};
 use std::rc::Rc;
 
 use differential_dataflow::consolidation::consolidate;
-use differential_dataflow::AsCollection;
 use kappa_sql::plan::{compare_rows, SortKey};
 use kappa_sql::{Row, Value};
 use timely::dataflow::channels::pact::{Exchange, ParallelizationContract, Pipeline};
-use timely::dataflow::operators::generic::operator::Operator;
 
 use super::packed::{PackedMap, PackedRow};
-use super::pending::Pending;
+use super::pending::per_complete_time;
+use super::reduce::{CountRow, Counts};
+use super::topk_counts::first_rows_of_counts;
 use super::Rows;
 use crate::{Diff, Time};
 
 /// A row ordered by the top-k's sort keys, then by itself.
 #[derive(Clone, Debug)]
-struct Ranked {
-    row: Row,
-    order_by: Rc<[SortKey]>,
+pub(super) struct Ranked {
+    pub(super) row: Row,
+    pub(super) order_by: Rc<[SortKey]>,
 }
 
 impl PartialEq for Ranked {
@@ -153,7 +153,7 @@ impl Group {
 
 /// The rows of ranks `offset + 1 ..= offset + limit` of `sorted` (each distinct row
 /// with its multiplicity), with their rank appended when `row_number` is set.
-fn select<'a>(
+pub(super) fn select<'a>(
     sorted: impl Iterator<Item = (&'a Row, Diff)>,
     offset: u64,
     limit: u64,
@@ -205,10 +205,9 @@ pub(super) fn top_k<'s>(
     rows: Rows<'s>,
     group_key: Vec<usize>,
     order_by: Vec<SortKey>,
-    limit: u64,
-    offset: u64,
-    row_number: bool,
+    selection: Selection,
 ) -> Rows<'s> {
+    let Selection { limit, offset, .. } = selection;
     let order_by: Rc<[SortKey]> = order_by.into();
     let exchange_key = group_key.clone();
     let by_group = Exchange::new(move |(row, _, _): &(Row, Time, Diff)| {
@@ -225,20 +224,55 @@ pub(super) fn top_k<'s>(
     } else {
         rows
     };
-    let selection = Selection {
-        limit,
-        offset,
-        row_number,
-    };
     rank(rows, by_group, "TopK", &group_key, &order_by, selection)
 }
 
-/// Which ranks a [`rank`] stage emits.
+/// Renders a global `TopK` node (no group key) over a reduction of plain counts
+/// ([`super::reduce::Reduction::is_plain_counts`]) from the running counts: each
+/// worker's first rows come from [`super::topk_counts`] rather than from rows made
+/// of every count's change, and one worker ranks those.
+pub(super) fn top_k_of_counts<'s>(
+    counts: Counts<'s>,
+    count_row: CountRow,
+    order_by: Vec<SortKey>,
+    selection: Selection,
+) -> Rows<'s> {
+    let order_by: Rc<[SortKey]> = order_by.into();
+    let wanted = selection.offset.saturating_add(selection.limit);
+    let firsts = first_rows_of_counts(counts, count_row, order_by.clone(), wanted);
+    let whole = PackedRow::pack(std::iter::empty::<&Value>()).hash_code();
+    let to_one = Exchange::new(move |_: &(Row, Time, Diff)| whole);
+    rank(firsts, to_one, "TopK", &[], &order_by, selection)
+}
+
+/// Which ranks a top-k emits: `offset + 1 ..= offset + limit`, each row with its
+/// rank appended when `row_number` is set.
 #[derive(Clone, Copy)]
-struct Selection {
-    limit: u64,
-    offset: u64,
-    row_number: bool,
+pub(super) struct Selection {
+    pub(super) limit: u64,
+    pub(super) offset: u64,
+    pub(super) row_number: bool,
+}
+
+impl Selection {
+    /// How the selected rows change from `emitted` to this selection of `sorted`
+    /// (each distinct row in order, with its multiplicity), consolidated;
+    /// `emitted` becomes the new selection.
+    pub(super) fn reselect<'a>(
+        &self,
+        sorted: impl Iterator<Item = (&'a Row, Diff)>,
+        emitted: &mut Vec<(Row, Diff)>,
+    ) -> Vec<(Row, Diff)> {
+        let selected = select(sorted, self.offset, self.limit, self.row_number);
+        let mut changes: Vec<(Row, Diff)> = emitted
+            .drain(..)
+            .map(|(row, n)| (row, -n))
+            .chain(selected.iter().cloned())
+            .collect();
+        consolidate(&mut changes);
+        *emitted = selected;
+        changes
+    }
 }
 
 /// One ranking stage: the rows that `pact` brings to each worker, grouped by
@@ -254,91 +288,57 @@ fn rank<'s, P>(
 where
     P: ParallelizationContract<Time, Vec<(Row, Time, Diff)>>,
 {
-    let Selection {
-        limit,
-        offset,
-        row_number,
-    } = selection;
+    let wanted = selection.offset.saturating_add(selection.limit);
     let (group_key, order_by) = (group_key.to_vec(), order_by.clone());
-    rows.inner
-        .unary_frontier(pact, name, move |_capability, _info| {
-            // Found by the hash a packed key carries.
-            let mut groups: PackedMap<Group> = PackedMap::default();
-            // A top-k without a group key ranks one group: its key, packed once.
-            let whole = group_key
-                .is_empty()
-                .then(|| PackedRow::pack(std::iter::empty::<&Value>()));
-            let mut pending = Pending::new();
-            move |(input, frontier), output| {
-                input.for_each(|capability, data| pending.hold(capability, data));
-                let mut ready = pending.take_complete(frontier.frontier());
-                if !ready.is_empty() {
-                    ready.sort_by_key(|(_, time, _)| *time);
-                    let mut session = output.session(pending.capabilities());
-                    for batch in ready.chunk_by_mut(|a, b| a.1 == b.1) {
-                        let time = batch[0].1;
-                        // Insertions first: a changed row's new version joins a
-                        // group's first rows before its old one leaves them, so they
-                        // do not run empty mid-time (which would send the new rows to
-                        // `rest` and the group to a refill).
-                        batch.sort_unstable_by_key(|(_, _, diff)| std::cmp::Reverse(*diff));
-                        let mut touched: Vec<PackedRow> = Vec::new();
-                        let ranked = |row: &mut Row| Ranked {
-                            row: std::mem::take(row),
-                            order_by: order_by.clone(),
-                        };
-                        match &whole {
-                            // One group, found once per time rather than per row.
-                            Some(key) => {
-                                let group = groups.entry(key.clone()).or_default();
-                                for (row, _, diff) in batch.iter_mut() {
-                                    group.update(ranked(row), *diff);
-                                }
-                                touched.push(key.clone());
-                            }
-                            None => {
-                                for (row, _, diff) in batch.iter_mut() {
-                                    let key = PackedRow::pack(group_key.iter().map(|c| &row[*c]));
-                                    if touched.last() != Some(&key) {
-                                        touched.push(key.clone());
-                                    }
-                                    groups.entry(key).or_default().update(ranked(row), *diff);
-                                }
-                            }
-                        }
-                        touched.sort();
-                        touched.dedup();
-                        for key in touched {
-                            let group = groups.get_mut(&key).expect("a touched group");
-                            group.rebalance(offset.saturating_add(limit), &order_by);
-                            let selected = select(
-                                group.sorted.iter().map(|(r, n)| (&r.row, *n)),
-                                offset,
-                                limit,
-                                row_number,
-                            );
-                            let mut changes: Vec<(Row, Diff)> = group
-                                .emitted
-                                .drain(..)
-                                .map(|(row, n)| (row, -n))
-                                .chain(selected.iter().cloned())
-                                .collect();
-                            consolidate(&mut changes);
-                            for (row, diff) in changes {
-                                session.give((row, time, diff));
-                            }
-                            if group.is_empty() {
-                                groups.remove(&key);
-                            } else {
-                                group.emitted = selected;
-                            }
-                        }
-                    }
+    // Found by the hash a packed key carries.
+    let mut groups: PackedMap<Group> = PackedMap::default();
+    // A top-k without a group key ranks one group: its key, packed once.
+    let whole = group_key
+        .is_empty()
+        .then(|| PackedRow::pack(std::iter::empty::<&Value>()));
+    per_complete_time(rows.inner, pact, name, move |_time, batch| {
+        // Insertions first: a changed row's new version joins a group's first rows
+        // before its old one leaves them, so they do not run empty mid-time (which
+        // would send the new rows to `rest` and the group to a refill).
+        batch.sort_unstable_by_key(|(_, _, diff)| std::cmp::Reverse(*diff));
+        let mut touched: Vec<PackedRow> = Vec::new();
+        let ranked = |row: &mut Row| Ranked {
+            row: std::mem::take(row),
+            order_by: order_by.clone(),
+        };
+        match &whole {
+            // One group, found once per time rather than per row.
+            Some(key) => {
+                let group = groups.entry(key.clone()).or_default();
+                for (row, _, diff) in batch.iter_mut() {
+                    group.update(ranked(row), *diff);
                 }
-                pending.release();
+                touched.push(key.clone());
             }
-        })
-        .as_collection()
+            None => {
+                for (row, _, diff) in batch.iter_mut() {
+                    let key = PackedRow::pack(group_key.iter().map(|c| &row[*c]));
+                    if touched.last() != Some(&key) {
+                        touched.push(key.clone());
+                    }
+                    groups.entry(key).or_default().update(ranked(row), *diff);
+                }
+            }
+        }
+        touched.sort();
+        touched.dedup();
+        let mut out = Vec::new();
+        for key in touched {
+            let group = groups.get_mut(&key).expect("a touched group");
+            group.rebalance(wanted, &order_by);
+            let sorted = group.sorted.iter().map(|(r, n)| (&r.row, *n));
+            out.extend(selection.reselect(sorted, &mut group.emitted));
+            if group.is_empty() {
+                groups.remove(&key);
+            }
+        }
+        out
+    })
 }
 
 #[cfg(test)]
