@@ -29,16 +29,10 @@ pub(super) enum Recorded {
 const EMPTY: Fingerprint = Fingerprint(0, 0);
 const ZERO_STANDIN: Fingerprint = Fingerprint(0, 1);
 
-/// A slot: the fingerprint's halves, then the time. Plain words, so that a table
-/// of empty slots is asked of the allocator as zeroed memory (`vec![[0; 3]; n]`),
-/// which fresh pages already are, rather than written slot by slot: the distinct
-/// pairs of a live pipeline keep growing (most clicks are a user's first visit of
-/// a page), and writing each new table's empty slots was ~4% of a live run's
-/// samples (`clickstream_bench`, session 11).
-type Slot = [u64; 3];
-
-fn fingerprint_of(slot: &Slot) -> Fingerprint {
-    Fingerprint(slot[0], slot[1])
+#[derive(Clone, Copy, Default)]
+struct Slot {
+    fingerprint: Fingerprint,
+    time: Time,
 }
 
 /// First times by fingerprint, open-addressed with linear probing.
@@ -62,13 +56,16 @@ impl FirstSeen {
         };
         let index = self.find(key);
         let slot = &mut self.slots[index];
-        if fingerprint_of(slot) == EMPTY {
-            *slot = [key.0, key.1, time];
+        if slot.fingerprint == EMPTY {
+            *slot = Slot {
+                fingerprint: key,
+                time,
+            };
             self.len += 1;
             Recorded::New
-        } else if time < slot[2] {
+        } else if time < slot.time {
             Recorded::Moved {
-                later: std::mem::replace(&mut slot[2], time),
+                later: std::mem::replace(&mut slot.time, time),
             }
         } else {
             Recorded::Seen
@@ -82,7 +79,7 @@ impl FirstSeen {
             return 0;
         }
         let mask = self.slots.len() - 1;
-        self.slots[fingerprint.0 as usize & mask][1]
+        self.slots[fingerprint.0 as usize & mask].fingerprint.1
     }
 
     /// The slot holding `key`, or the empty slot where it belongs.
@@ -90,7 +87,7 @@ impl FirstSeen {
         let mask = self.slots.len() - 1;
         let mut index = key.0 as usize & mask;
         loop {
-            let found = fingerprint_of(&self.slots[index]);
+            let found = self.slots[index].fingerprint;
             if found == key || found == EMPTY {
                 return index;
             }
@@ -101,11 +98,10 @@ impl FirstSeen {
     /// Doubles the slots (16 at first) and puts every entry back.
     fn grow(&mut self) {
         let capacity = (2 * self.slots.len()).max(16);
-        let old = std::mem::replace(&mut self.slots, vec![[0; 3]; capacity]);
+        let old = std::mem::replace(&mut self.slots, vec![Slot::default(); capacity]);
         for slot in old {
-            let fingerprint = fingerprint_of(&slot);
-            if fingerprint != EMPTY {
-                let index = self.find(fingerprint);
+            if slot.fingerprint != EMPTY {
+                let index = self.find(slot.fingerprint);
                 self.slots[index] = slot;
             }
         }
