@@ -601,9 +601,9 @@ fn observe(plan: &Plan, store: &ViewStore) -> Outcome {
             .map(|v| {
                 let contents = s.view(&v.name).expect("the store holds every view");
                 for (row, n) in &contents.rows {
-                    assert!(*n > 0, "view {} holds {row:?} {n} times", v.name);
+                    assert!(n > 0, "view {} holds {row:?} {n} times", v.name);
                 }
-                (v.name.clone(), contents.iter_rows().cloned().collect())
+                (v.name.clone(), contents.iter_rows().collect())
             })
             .collect();
         Outcome {

@@ -5,8 +5,8 @@
 //! A live pipeline waits for the store: a row whose insertion doubles a table of
 //! hundreds of thousands of rows delays every append whose changes are in that
 //! batch. The rows are shaped like `page_minute_counts`' (page, window, count).
-//! `RowCounts::add` clones a new row, as the store does when it also sends the
-//! change to subscribers; the baseline moves it in.
+//! `RowCounts::add` packs each row (the store keeps rows packed; in a pipeline the
+//! workers pack them); the baseline moves the row in.
 //!
 //! `cargo run --release -p kappa-bench --bin growth_bench -- --rows 600000 --runs 3`
 

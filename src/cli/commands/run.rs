@@ -180,7 +180,7 @@ pub(crate) fn print_views(plan: &Plan, store: &ViewStore, max_rows: usize) {
         for view in &plan.views {
             let columns = plan.view_columns(view);
             let contents = state.view(&view.name).expect("the store holds every view");
-            let mut rows: Vec<&kappa_sql::Row> = contents.iter_rows().collect();
+            let mut rows: Vec<kappa_sql::Row> = contents.iter_rows().collect();
             rows.sort_by(|a, b| kappa_sql::plan::compare_rows(&view.order_by, a, b));
             println!("{} ({} rows)", view.name, rows.len());
             let header: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();

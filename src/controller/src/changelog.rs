@@ -45,7 +45,7 @@ pub fn view_state(columns: &[String], contents: &ViewContents) -> BTreeMap<Strin
     contents
         .rows
         .iter()
-        .map(|(row, n)| (row_object(columns, row).to_string(), *n))
+        .map(|(row, n)| (row_object(columns, &row).to_string(), n))
         .collect()
 }
 

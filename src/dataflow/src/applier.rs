@@ -17,9 +17,8 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use kappa_sql::Row;
-
 use crate::error::DataError;
+use crate::render::PackedRow;
 use crate::source::SourceProgress;
 use crate::store::ViewStore;
 use crate::Time;
@@ -34,7 +33,7 @@ pub(crate) struct Ready {
     pub(crate) frontier: u64,
     /// Whether the dataflow has finished.
     pub(crate) complete: bool,
-    pub(crate) views: Vec<(usize, Row, Time, isize)>,
+    pub(crate) views: Vec<(usize, PackedRow, Time, isize)>,
     pub(crate) errors: Vec<(DataError, Time, isize)>,
     pub(crate) progress: Vec<(SourceProgress, Time)>,
 }
@@ -127,11 +126,12 @@ mod tests {
         let store = Arc::new(ViewStore::new(["v".to_string()]));
         let applier = Applier::spawn(store.clone(), "test-apply".into());
         let row = |n: i64| vec![Value::Int(n)];
+        let packed = |n: i64| PackedRow::pack(&row(n));
         for n in 0..100 {
             // Each hand-over moves the one row from n to n + 1.
-            let mut views = vec![(0, row(n + 1), n as Time, 1)];
+            let mut views = vec![(0, packed(n + 1), n as Time, 1)];
             if n > 0 {
-                views.push((0, row(n), n as Time, -1));
+                views.push((0, packed(n), n as Time, -1));
             }
             applier.send(Ready {
                 frontier: n as u64 + 1,
@@ -145,7 +145,7 @@ mod tests {
             assert_eq!(s.frontier, 100);
             assert!(s.complete);
             let rows: Vec<_> = s.view("v").unwrap().rows.iter().collect();
-            assert_eq!(rows, vec![(&row(100), &1)]);
+            assert_eq!(rows, vec![(row(100), 1)]);
         });
     }
 }

@@ -14,7 +14,6 @@ use std::sync::Arc;
 
 use kappa_log::Log;
 use kappa_sql::plan::Plan;
-use kappa_sql::Row;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
@@ -24,7 +23,7 @@ use timely::worker::Worker;
 
 use crate::applier::{Applier, Ready};
 use crate::error::DataError;
-use crate::render::render_plan;
+use crate::render::{render_plan, PackedRow};
 use crate::source::{now_ms, SourceConfig, SourceControl, SourceProgress};
 use crate::store::ViewStore;
 use crate::Time;
@@ -32,7 +31,7 @@ use crate::Time;
 /// Updates bound for worker 0's store, buffered until the frontier passes them.
 #[derive(Default)]
 struct Pending {
-    views: Vec<(usize, Row, Time, isize)>,
+    views: Vec<(usize, PackedRow, Time, isize)>,
     errors: Vec<(DataError, Time, isize)>,
     progress: Vec<(SourceProgress, Time)>,
 }

@@ -380,7 +380,7 @@ impl DataflowMetrics {
                         .rows
                         .keys()
                         .take(SIZE_SAMPLE)
-                        .map(|row| serde_json::to_vec(row).map_or(0, |b| b.len()))
+                        .map(|row| serde_json::to_vec(&row).map_or(0, |b| b.len()))
                         .collect();
                     let mean = sample.iter().sum::<usize>() as f64 / sample.len().max(1) as f64;
                     scraped.gauge(&VIEW_ROWS, &labels, rows as f64);

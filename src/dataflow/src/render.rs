@@ -48,12 +48,15 @@ use crate::{Diff, Time};
 
 /// A collection of rows.
 pub type Rows<'s> = VecCollection<'s, Time, Row, Diff>;
+/// A collection of packed rows: what views hand to the store.
+pub(crate) type PackedRows<'s> = VecCollection<'s, Time, PackedRow, Diff>;
 /// Rows arranged by a key row.
 pub type ArrangedRows<'s> = Arranged<'s, TraceAgent<ValSpine<Row, Row, Time, Diff>>>;
 /// A stream of data errors.
 pub type Errors<'s> = Stream<'s, Time, Vec<(DataError, Time, Diff)>>;
 
 pub(crate) use fused::FusedSink;
+pub(crate) use packed::PackedRow;
 
 /// A rendered node: its rows (unless it is fused and nothing needs them as a
 /// collection), its arrangement when it is an `Arrange` node, and, for a reduction
@@ -96,8 +99,8 @@ impl UpdateSizes {
 
 /// The outputs of a rendered plan on one worker.
 pub struct RenderedPlan<'s> {
-    /// Each view's rows, in plan order.
-    pub views: Vec<Rows<'s>>,
+    /// Each view's rows, packed, in plan order.
+    pub(crate) views: Vec<PackedRows<'s>>,
     /// Data errors of every source and operator.
     pub errors: Errors<'s>,
     /// Source progress.
@@ -107,7 +110,7 @@ pub struct RenderedPlan<'s> {
 }
 
 /// Renders every node of `plan` and returns the views' collections.
-pub fn render_plan<'s>(
+pub(crate) fn render_plan<'s>(
     scope: Scope<'s, Time>,
     plan: &Plan,
     log: Arc<dyn Log>,
@@ -139,7 +142,10 @@ pub fn render_plan<'s>(
             _ => None,
         })
         .collect();
-    let ranked_counts = counts_ranked_by_top_k(plan, &reductions);
+    let readers = readers(plan);
+    let ranked_counts = counts_ranked_by_top_k(plan, &reductions, &readers);
+    // Reductions' outputs, for the views among them: packed from their totals.
+    let mut reduced: BTreeMap<usize, reduce::ReduceOutput<'s>> = BTreeMap::new();
     let mut fused_rows: BTreeMap<usize, Rows<'s>> = BTreeMap::new();
     let mut fused_keyed: BTreeMap<usize, KeyedInput<'s>> = BTreeMap::new();
     for (index, def) in plan.sources.iter().enumerate() {
@@ -254,7 +260,15 @@ pub fn render_plan<'s>(
                         counts: Some(reduction.render_counts(&sizes, keyed)),
                     }
                 } else {
-                    Rendered::rows(reduction.render(scope, &sizes, keyed))
+                    let output = reduction.render(scope, &sizes, keyed);
+                    // Rows only for readers in the plan: a view takes packed rows.
+                    let rows = (!readers[id].is_empty()).then(|| output.rows());
+                    reduced.insert(id, output);
+                    Rendered {
+                        rows,
+                        arranged: None,
+                        counts: None,
+                    }
                 }
             }
             Node::Distinct { input: i } => Rendered::rows(input(*i).distinct()),
@@ -291,11 +305,14 @@ pub fn render_plan<'s>(
     let views = plan
         .views
         .iter()
-        .map(|v| {
-            rendered[v.node]
-                .rows
-                .clone()
-                .expect("views are materialized")
+        .map(|v| match reduced.get(&v.node) {
+            Some(output) => output.packed(),
+            None => pack_rows(
+                rendered[v.node]
+                    .rows
+                    .clone()
+                    .expect("views are materialized"),
+            ),
         })
         .collect();
     Ok(RenderedPlan {
@@ -316,16 +333,30 @@ impl<'s> Rendered<'s> {
     }
 }
 
-/// The reductions of plain counts ([`Reduction::is_plain_counts`]) that are not
-/// views and whose one reader is a global top-k: that top-k ranks their running
-/// counts directly ([`topk::top_k_of_counts`]), and their rows are never made.
-fn counts_ranked_by_top_k(plan: &Plan, reductions: &[Option<Reduction>]) -> BTreeSet<usize> {
+/// `rows` packed, for the store.
+pub(crate) fn pack_rows(rows: Rows<'_>) -> PackedRows<'_> {
+    rows.map(|row| PackedRow::pack(&row))
+}
+
+/// Per node, the nodes that read it, in plan order.
+fn readers(plan: &Plan) -> Vec<Vec<usize>> {
     let mut readers = vec![Vec::new(); plan.nodes.len()];
     for (id, node) in plan.nodes.iter().enumerate() {
         for input in node.node.inputs() {
             readers[input].push(id);
         }
     }
+    readers
+}
+
+/// The reductions of plain counts ([`Reduction::is_plain_counts`]) that are not
+/// views and whose one reader is a global top-k: that top-k ranks their running
+/// counts directly ([`topk::top_k_of_counts`]), and their rows are never made.
+fn counts_ranked_by_top_k(
+    plan: &Plan,
+    reductions: &[Option<Reduction>],
+    readers: &[Vec<usize>],
+) -> BTreeSet<usize> {
     let views: BTreeSet<usize> = plan.views.iter().map(|v| v.node).collect();
     let global_top_k = |id: usize| matches!(&plan.nodes[id].node, Node::TopK { group_key, .. } if group_key.is_empty());
     (0..plan.nodes.len())

@@ -115,7 +115,7 @@ fn counts_pages_and_routes_bad_records_to_dead_letters() {
         running.join().unwrap();
         store.read(|s| {
             assert!(s.complete);
-            let rows: Vec<_> = s.view("per_page").unwrap().iter_rows().cloned().collect();
+            let rows: Vec<_> = s.view("per_page").unwrap().iter_rows().collect();
             assert_eq!(
                 rows,
                 vec![

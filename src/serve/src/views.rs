@@ -92,7 +92,7 @@ pub async fn query_view(
             .expect("the store holds every view of its plan");
         // Filter first, then order what is left: the view's ORDER BY, ties by the
         // whole row, so that pages are stable.
-        let mut rows: Vec<&Row> = contents
+        let mut rows: Vec<Row> = contents
             .iter_unordered()
             .filter(|row| filters.iter().all(|(c, v)| &row[*c] == v))
             .collect();
@@ -102,7 +102,7 @@ pub async fn query_view(
             .into_iter()
             .skip(offset)
             .take(limit)
-            .map(|row| row_json(columns, row))
+            .map(|row| row_json(columns, &row))
             .collect();
         json!({
             "pipeline": pipeline,
@@ -138,7 +138,7 @@ pub async fn subscribe(
     let (snapshot, receiver) = version.store.subscribe(|s| {
         let rows: Vec<Json_> = s.views[view_index]
             .iter_rows()
-            .map(|row| row_json(&columns, row))
+            .map(|row| row_json(&columns, &row))
             .collect();
         json!({ "frontier": s.frontier, "offsets": offsets_json(s), "rows": rows })
     });

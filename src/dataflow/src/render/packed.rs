@@ -62,9 +62,17 @@ impl PackedRow {
 
     /// This row with `value` appended.
     pub(crate) fn with(&self, value: &Value) -> Self {
+        self.extended(std::slice::from_ref(value))
+    }
+
+    /// This row with `values` appended: a key's row and its aggregates, packed
+    /// without decoding the key.
+    pub(crate) fn extended(&self, values: &[Value]) -> Self {
         let mut encoder = Encoder::default();
         encoder.put(&self.bytes);
-        encoder.push(value);
+        for value in values {
+            encoder.push(value);
+        }
         encoder.finish()
     }
 

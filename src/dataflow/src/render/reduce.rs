@@ -21,6 +21,7 @@
 
 use differential_dataflow::difference::{Abelian, IsZero, Monoid, Multiply, Semigroup};
 use differential_dataflow::operators::ThresholdTotal;
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use differential_dataflow::{AsCollection, VecCollection};
@@ -38,7 +39,7 @@ use super::fused::RowStage;
 use super::keyed::{self, Contribution, KeyPlan, KeyStage, Keyed, RowCount};
 use super::packed::{LastUnpacked, PackedRow};
 use super::{distinct, totals};
-use super::{Errors, Rows, UpdateSizes};
+use super::{pack_rows, Errors, PackedRows, Rows, UpdateSizes};
 use crate::{Diff, Time};
 
 /// A vector of accumulators used as a differential diff: the row count, then per
@@ -374,7 +375,7 @@ impl Reduction {
         scope: Scope<'s, Time>,
         sizes: &UpdateSizes,
         keyed: KeyedInput<'s>,
-    ) -> Rows<'s> {
+    ) -> ReduceOutput<'s> {
         let node = self.node;
         let width = self.key.len();
         // With no MIN/MAX, the accumulable part computes every aggregate, in order,
@@ -392,23 +393,18 @@ impl Reduction {
         };
 
         let mut parts: Vec<Part<'s>> = Vec::new();
-        let (counted, projected): (Option<Rows<'s>>, _) = match keyed {
+        let (single, projected): (Option<Totals<'s>>, _) = match keyed {
             KeyedInput::Counts(keyed) => {
                 let counted = totals::count_total(keyed.sums, &format!("Count %{node}"), sizes);
-                let counted = if single_part {
-                    let keys = LastUnpacked::default();
-                    Some(counted.map(move |(key, n): (PackedRow, Diff)| {
-                        let mut row = keys.unpack(key, 1);
-                        finish_values(&[n as i128], &mut row);
-                        row
-                    }))
+                let single = if single_part {
+                    Some(Totals::Counts(counted))
                 } else {
                     if self.sums_needed {
                         parts.push(counted.map(move |(key, n)| as_part(key, &[n as i128])));
                     }
                     None
                 };
-                (counted, keyed.rows)
+                (single, keyed.rows)
             }
             KeyedInput::Accums(keyed) => {
                 let mut inputs = vec![keyed.sums];
@@ -447,22 +443,27 @@ impl Reduction {
                 }
                 let all = differential_dataflow::collection::concatenate(scope, inputs);
                 let counted = totals::count_total(all, &format!("Accumulate %{node}"), sizes);
-                let counted = if single_part {
-                    let keys = LastUnpacked::default();
-                    Some(counted.map(move |(key, acc): (PackedRow, Accums)| {
-                        let mut row = keys.unpack(key, acc.0.len());
-                        finish_values(&acc.0, &mut row);
-                        row
-                    }))
+                let single = if single_part {
+                    Some(Totals::Accums(counted))
                 } else {
                     parts.push(
                         counted.map(move |(key, acc): (PackedRow, Accums)| as_part(key, &acc.0)),
                     );
                     None
                 };
-                (counted, keyed.rows)
+                (single, keyed.rows)
             }
         };
+        let funcs: Vec<AggFunc> = self.aggregates.iter().map(|a| a.func).collect();
+        if let Some(totals) = single {
+            let finish: Finisher = Rc::new(finish_values);
+            let output = ReduceOutput::Totals { totals, finish };
+            return if self.key.is_empty() {
+                ReduceOutput::Rows(with_default_row(scope, output.rows(), &funcs))
+            } else {
+                output
+            };
+        }
         for &i in &self.others {
             let aggregate = &self.aggregates[i];
             let func = aggregate.func;
@@ -495,41 +496,102 @@ impl Reduction {
             parts.push(part);
         }
 
-        let funcs: Vec<AggFunc> = self.aggregates.iter().map(|a| a.func).collect();
-        let grouped: Rows<'s> = match counted {
-            Some(rows) => rows,
-            None => {
-                let mut all = parts.pop().expect("a MIN/MAX part");
-                for part in parts {
-                    all = all.concat(part);
-                }
-                let funcs = funcs.clone();
-                all.reduce(
-                    move |_key,
-                          parts: &[(&Vec<(usize, Value)>, Diff)],
-                          out: &mut Vec<(Row, Diff)>| {
-                        let mut values: Vec<Value> =
-                            funcs.iter().map(|f| empty_value(*f)).collect();
-                        for (part, _) in parts {
-                            for (i, v) in part.iter() {
-                                values[*i] = v.clone();
-                            }
-                        }
-                        out.push((values, 1));
-                    },
-                )
-                .map(|(key, values)| {
-                    let mut row = key.unpack();
-                    row.extend(values);
-                    row
-                })
+        let grouped: Rows<'s> = {
+            let mut all = parts.pop().expect("a MIN/MAX part");
+            for part in parts {
+                all = all.concat(part);
             }
+            let funcs = funcs.clone();
+            all.reduce(
+                move |_key, parts: &[(&Vec<(usize, Value)>, Diff)], out: &mut Vec<(Row, Diff)>| {
+                    let mut values: Vec<Value> = funcs.iter().map(|f| empty_value(*f)).collect();
+                    for (part, _) in parts {
+                        for (i, v) in part.iter() {
+                            values[*i] = v.clone();
+                        }
+                    }
+                    out.push((values, 1));
+                },
+            )
+            .map(|(key, values)| {
+                let mut row = key.unpack();
+                row.extend(values);
+                row
+            })
         };
 
-        if self.key.is_empty() {
+        ReduceOutput::Rows(if self.key.is_empty() {
             with_default_row(scope, grouped, &funcs)
         } else {
             grouped
+        })
+    }
+}
+
+/// A single-part reduction's running totals per key, before they become rows.
+pub(super) enum Totals<'s> {
+    Counts(VecCollection<'s, Time, (PackedRow, Diff), Diff>),
+    Accums(VecCollection<'s, Time, (PackedRow, Accums), Diff>),
+}
+
+/// Appends the aggregates' values of a key's accumulators to a row.
+type Finisher = Rc<dyn Fn(&[i128], &mut Row)>;
+
+/// A rendered reduction: its rows, or (one part, a key) its running totals, from
+/// which rows or packed rows are made as their readers need them.
+pub(super) enum ReduceOutput<'s> {
+    Rows(Rows<'s>),
+    Totals {
+        totals: Totals<'s>,
+        finish: Finisher,
+    },
+}
+
+impl<'s> ReduceOutput<'s> {
+    /// The reduction's rows.
+    pub(super) fn rows(&self) -> Rows<'s> {
+        match self {
+            ReduceOutput::Rows(rows) => rows.clone(),
+            ReduceOutput::Totals { totals, finish } => {
+                let (finish, keys) = (finish.clone(), LastUnpacked::default());
+                match totals {
+                    Totals::Counts(counts) => counts.clone().map(move |(key, n)| {
+                        let mut row = keys.unpack(key, 1);
+                        finish(&[n as i128], &mut row);
+                        row
+                    }),
+                    Totals::Accums(accums) => accums.clone().map(move |(key, acc)| {
+                        let mut row = keys.unpack(key, acc.0.len());
+                        finish(&acc.0, &mut row);
+                        row
+                    }),
+                }
+            }
+        }
+    }
+
+    /// The reduction's rows, packed (for the view store): from totals, the key's
+    /// bytes and the aggregates' values, without decoding the key.
+    pub(super) fn packed(&self) -> PackedRows<'s> {
+        match self {
+            ReduceOutput::Rows(rows) => pack_rows(rows.clone()),
+            ReduceOutput::Totals { totals, finish } => {
+                let (finish, values) = (finish.clone(), RefCell::new(Row::new()));
+                let packed = move |key: PackedRow, acc: &[i128]| {
+                    let mut values = values.borrow_mut();
+                    values.clear();
+                    finish(acc, &mut values);
+                    key.extended(&values)
+                };
+                match totals {
+                    Totals::Counts(counts) => counts
+                        .clone()
+                        .map(move |(key, n)| packed(key, &[n as i128])),
+                    Totals::Accums(accums) => {
+                        accums.clone().map(move |(key, acc)| packed(key, &acc.0))
+                    }
+                }
+            }
         }
     }
 }
