@@ -635,17 +635,17 @@ impl Controller {
         for batch in &batches {
             let to_own = running.sinks_seq.is_some_and(|seq| batch.seq > seq);
             let to_main = following.is_some_and(|(_, seq)| batch.seq > seq);
-            for (view, row, diff) in &batch.changes {
+            for (view, row, diff) in batch.changes() {
                 let change = Change {
-                    row: change_key(running.sinks[*view].columns(), row),
-                    diff: *diff,
+                    row: change_key(running.sinks[view].columns(), &row),
+                    diff,
                     time: batch.frontier,
                 };
                 if to_main {
-                    followed[*view].push(change.clone());
+                    followed[view].push(change.clone());
                 }
                 if to_own {
-                    own[*view].push(change);
+                    own[view].push(change);
                 }
             }
         }

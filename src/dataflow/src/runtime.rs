@@ -244,10 +244,10 @@ fn spawn_output_writer(
         .spawn(move || {
             for batch in receiver {
                 let mut per_view: Vec<Vec<NewRecord>> = vec![Vec::new(); view_topics.len()];
-                for (view, row, diff) in &batch.changes {
+                for (view, row, diff) in batch.changes() {
                     let record =
-                        changelog_record(&columns[*view], row, *diff, batch.frontier, version);
-                    per_view[*view].push(NewRecord::new(
+                        changelog_record(&columns[view], &row, diff, batch.frontier, version);
+                    per_view[view].push(NewRecord::new(
                         record.to_string().into_bytes(),
                         now_ms() as i64,
                     ));

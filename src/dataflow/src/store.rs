@@ -28,16 +28,37 @@ use crate::source::{ReadFailure, SourceProgress};
 const SUBSCRIBER_BUFFER: usize = 1024;
 
 /// The net changes of all views from one frontier to the next.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ChangeBatch {
     /// Position of this batch among the store's batches (1, 2, ...).
     pub seq: u64,
     /// The frontier reached: every change at a time before it is applied.
     pub frontier: u64,
-    /// `(view index, row, diff)`, consolidated (no zero diffs, one entry per row).
-    pub changes: Vec<(usize, Row, i64)>,
+    /// `(view index, row, diff)`, consolidated, rows packed: each receiver unpacks
+    /// what it reads ([`ChangeBatch::changes`]), on its own thread, rather than the
+    /// store's thread, which every append's visibility waits for, unpacking every
+    /// row for receivers that may not look at them.
+    packed: Vec<(usize, PackedRow, i64)>,
     /// New data errors applied in this batch (`diff > 0` only).
     pub errors: Vec<DataError>,
+}
+
+impl ChangeBatch {
+    /// `(view index, row, diff)`, consolidated (no zero diffs, one entry per row),
+    /// grouped by view.
+    pub fn changes(&self) -> impl Iterator<Item = (usize, Row, i64)> + '_ {
+        self.packed
+            .iter()
+            .map(|(view, row, diff)| (*view, row.unpack(), *diff))
+    }
+
+    /// The changes of view `view` alone, as [`ChangeBatch::changes`] gives them.
+    pub fn changes_of(&self, view: usize) -> impl Iterator<Item = (Row, i64)> + '_ {
+        self.packed
+            .iter()
+            .filter(move |(v, _, _)| *v == view)
+            .map(|(_, row, diff)| (row.unpack(), *diff))
+    }
 }
 
 /// Per-partition progress of a source, as applied.
@@ -501,7 +522,7 @@ impl ViewStore {
         // Consolidated (outside the state lock) only for whoever receives the batch.
         let mut consolidated = self
             .is_listened(&changelog)
-            .then(|| with_rows(consolidate(updates.by_ref())));
+            .then(|| consolidate(updates.by_ref()));
         let mut net_errors: BTreeMap<DataError, i64> = BTreeMap::new();
         for (error, diff) in errors {
             *net_errors.entry(error).or_insert(0) += diff as i64;
@@ -511,11 +532,11 @@ impl ViewStore {
         // changes in its snapshot, so a batch nobody receives need not be built.
         let listened = self.is_listened(&changelog);
         if listened && consolidated.is_none() {
-            consolidated = Some(with_rows(consolidate(updates.by_ref())));
+            consolidated = Some(consolidate(updates.by_ref()));
         }
         let changes = match consolidated {
-            Some((packed, changes)) => {
-                for (view, row, diff) in &packed {
+            Some(changes) => {
+                for (view, row, diff) in &changes {
                     // Most changes touch rows already present (a count moving): the
                     // row is cloned only when it is new.
                     let count = state.views[*view].rows.add_packed_ref(row, *diff);
@@ -573,7 +594,7 @@ impl ViewStore {
         let batch = Arc::new(ChangeBatch {
             seq: state.seq,
             frontier: state.frontier,
-            changes,
+            packed: changes,
             errors: new_errors,
         });
         // Published under the write lock so subscribers see batches in frontier order
@@ -633,18 +654,6 @@ fn consolidate(
     let mut net: Vec<(usize, PackedRow, i64)> = net.into_iter().filter(|e| e.2 != 0).collect();
     net.sort_by_key(|(view, _, _)| *view);
     net
-}
-
-/// Consolidated changes beside their rows unpacked, for the batch readers receive.
-#[allow(clippy::type_complexity)]
-fn with_rows(
-    packed: Vec<(usize, PackedRow, i64)>,
-) -> (Vec<(usize, PackedRow, i64)>, Vec<(usize, Row, i64)>) {
-    let rows = packed
-        .iter()
-        .map(|(view, row, diff)| (*view, row.unpack(), *diff))
-        .collect();
-    (packed, rows)
 }
 
 #[cfg(test)]
@@ -707,7 +716,10 @@ mod tests {
         let packed = updates
             .into_iter()
             .map(|(view, row, diff)| (view, PackedRow::pack(&row), diff));
-        let changes = with_rows(consolidate(packed)).1;
+        let changes: Vec<_> = consolidate(packed)
+            .into_iter()
+            .map(|(view, row, diff)| (view, row.unpack(), diff))
+            .collect();
         assert!(
             changes.windows(2).all(|w| w[0].0 <= w[1].0),
             "grouped by view"
@@ -742,7 +754,7 @@ mod tests {
             assert!(s.view("b").unwrap().is_empty());
         });
         let batch = rx.try_recv().unwrap();
-        assert_eq!(batch.changes, vec![(0, row, 2)]);
+        assert_eq!(batch.changes().collect::<Vec<_>>(), vec![(0, row, 2)]);
     }
 
     #[test]
@@ -781,6 +793,8 @@ mod tests {
             vec![],
         );
         let batch = rx.try_recv().unwrap();
-        assert_eq!((batch.seq, batch.changes.clone()), (3, vec![(0, new, -1)]));
+        assert_eq!(batch.seq, 3);
+        assert_eq!(batch.changes_of(0).collect::<Vec<_>>(), vec![(new, -1)]);
+        assert!(batch.changes_of(1).next().is_none());
     }
 }

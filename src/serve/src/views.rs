@@ -148,10 +148,8 @@ pub async fn subscribe(
     let changes = BroadcastStream::new(receiver).filter_map(move |batch| match batch {
         Ok(batch) => {
             let changes: Vec<Json_> = batch
-                .changes
-                .iter()
-                .filter(|(v, _, _)| *v == view_index)
-                .map(|(_, row, diff)| json!({ "row": row_json(&columns, row), "diff": diff }))
+                .changes_of(view_index)
+                .map(|(row, diff)| json!({ "row": row_json(&columns, &row), "diff": diff }))
                 .collect();
             (!changes.is_empty()).then(|| {
                 Ok(Event::default()
