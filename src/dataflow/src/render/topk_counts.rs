@@ -11,9 +11,12 @@
 //! the workers' time (`clickstream_bench`, session 11) for a view whose ten rows
 //! rarely change. Here the stage reads the totals' `(key, count)` changes and keeps
 //! every key's count by its packed key (hash carried, bytes compared): the rows
-//! outside the leaders are those counts, not a copy of them. A change costs the key
-//! decoded into a reused buffer and one comparison with the last leader; only a
-//! change that reaches the leaders becomes a row of its own.
+//! outside the leaders are those counts, not a copy of them. A change whose count
+//! alone places it after the last leader (most of them, for `ORDER BY count DESC`)
+//! costs a hash-map update and one comparison; the others decode the key into a
+//! reused buffer, and only one that joins the leaders becomes a row of its own. The
+//! counts are kept twice (here and in the running totals): one entry per key of
+//! the worker's share.
 //!
 //! Each worker selects the first `wanted` (`offset + limit`) rows of its keys; the
 //! top-k's final stage ranks those few rows of every worker ([`super::topk`]).
