@@ -18,10 +18,14 @@ use kappa_sql::Row;
 use serde::Serialize;
 
 use crate::error::DataError;
-use crate::graded::{Graded, Shard};
 use crate::metrics::StoreMetrics;
 use crate::render::PackedRow;
 use crate::source::{ReadFailure, SourceProgress};
+
+mod rows;
+
+use rows::{ordered, unordered};
+pub use rows::{RowCounts, ViewRows};
 
 /// Capacity of the broadcast channel feeding live subscribers; a subscriber that
 /// falls further behind is told it lagged and must re-read a snapshot.
@@ -131,158 +135,6 @@ pub fn changelog_record(
     })
 }
 
-/// Rows with their multiplicities, kept packed ([`PackedRow`]: the row's values
-/// encoded into bytes, inline up to 24, with a hash computed once, by the worker
-/// that made the row): applying a change costs a probe by that hash and a `memcmp`,
-/// not a hash of the row's values and a comparison value by value, and a new row
-/// is a copy of its bytes, not a vector of values. Live, each event makes about two
-/// view changes (a key's old row retracted, its new one inserted, at every time the
-/// key moves); hashing, comparing and cloning them as `Vec<Value>`s was ~12% of a
-/// live run's samples, and making them on the workers ~5% more (session 11). Rows
-/// are unpacked only when read.
-///
-/// Each entry keeps its row's hash. A hash map grows by moving every entry to a
-/// table twice the size, and rehashing ~57k rows of strings at once (the
-/// clickstream's `page_minute_counts` after ~1M events) stalled a live pipeline
-/// ~100 ms; with the hashes kept, growing only moves entries. Moving them all at
-/// once still stalled it: ~229k rows (~3M events, a 10 s latency run at 300k
-/// events/s) took the store's thread ~20 ms of copying and page faults, and the
-/// appends waiting on that batch saw p99-sized latencies. So the rows, once many,
-/// are split into graded shards ([`crate::graded`]) that double one at a time.
-pub struct RowCounts {
-    shards: Graded<hashbrown::HashTable<(PackedRow, i64)>>,
-    /// Distinct rows over all shards.
-    len: usize,
-}
-
-impl Default for RowCounts {
-    fn default() -> Self {
-        RowCounts {
-            shards: Graded::unsplit(),
-            len: 0,
-        }
-    }
-}
-
-impl Shard for hashbrown::HashTable<(PackedRow, i64)> {
-    fn split(self, mut into: impl FnMut(u64) -> usize, shards: &mut [Self]) {
-        for entry in self {
-            let hash = entry.0.hash_code();
-            shards[into(hash)].insert_unique(hash, entry, |(row, _)| row.hash_code());
-        }
-    }
-}
-
-impl std::fmt::Debug for RowCounts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_map().entries(self.iter()).finish()
-    }
-}
-
-impl RowCounts {
-    /// Adds `diff` to `row`'s multiplicity; a row whose multiplicity becomes zero
-    /// is removed. Returns the new multiplicity.
-    pub fn add(&mut self, row: &Row, diff: i64) -> i64 {
-        self.add_packed(PackedRow::pack(row), diff)
-    }
-
-    /// [`RowCounts::add`] for a packed row, moved in when it is new.
-    pub(crate) fn add_packed(&mut self, row: PackedRow, diff: i64) -> i64 {
-        self.add_with(row, diff, |row| row)
-    }
-
-    /// [`RowCounts::add`] for a packed row, cloned when it is new.
-    fn add_packed_ref(&mut self, row: &PackedRow, diff: i64) -> i64 {
-        self.add_with(row, diff, PackedRow::clone)
-    }
-
-    /// Adds `diff` to the multiplicity of `row`, storing `own(row)` when the row is
-    /// new. Rows are found by the hash they carry and compared as bytes.
-    fn add_with<R: std::borrow::Borrow<PackedRow>>(
-        &mut self,
-        row: R,
-        diff: i64,
-        own: impl FnOnce(R) -> PackedRow,
-    ) -> i64 {
-        let hash = row.borrow().hash_code();
-        let shard = self.shards.shard_mut(hash);
-        let found = shard.find_entry(hash, |(r, _)| r == row.borrow());
-        match found {
-            Ok(mut entry) => {
-                entry.get_mut().1 += diff;
-                let count = entry.get().1;
-                if count == 0 {
-                    entry.remove();
-                    self.len -= 1;
-                }
-                count
-            }
-            Err(_) if diff == 0 => 0,
-            Err(_) => {
-                shard.insert_unique(hash, (own(row), diff), |(r, _)| r.hash_code());
-                self.len += 1;
-                self.shards.split_at_size(self.len);
-                diff
-            }
-        }
-    }
-
-    /// An entry of hash `hash` whose multiplicity is negative, if any.
-    fn negative(&self, hash: u64) -> Option<&(PackedRow, i64)> {
-        self.shards
-            .shard(hash)
-            .find(hash, |(r, n)| r.hash_code() == hash && *n < 0)
-    }
-
-    /// Each distinct row with its multiplicity, in no order (rows are unpacked as
-    /// they are read: the store keeps them packed).
-    pub fn iter(&self) -> impl Iterator<Item = (Row, i64)> + '_ {
-        self.entries().map(|(row, n)| (row.unpack(), *n))
-    }
-
-    /// The distinct rows, in no order.
-    pub fn keys(&self) -> impl Iterator<Item = Row> + '_ {
-        self.entries().map(|(row, _)| row.unpack())
-    }
-
-    /// The multiplicities, in no order.
-    pub fn values(&self) -> impl Iterator<Item = &i64> {
-        self.entries().map(|(_, n)| n)
-    }
-
-    fn entries(&self) -> impl Iterator<Item = &(PackedRow, i64)> {
-        self.shards.shards().flat_map(|shard| shard.iter())
-    }
-
-    /// The number of distinct rows.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// True when there are no rows.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-}
-
-impl FromIterator<(Row, i64)> for RowCounts {
-    fn from_iter<I: IntoIterator<Item = (Row, i64)>>(rows: I) -> Self {
-        let mut counts = RowCounts::default();
-        for (row, n) in rows {
-            counts.add(&row, n);
-        }
-        counts
-    }
-}
-
-impl<'a> IntoIterator for &'a RowCounts {
-    type Item = (Row, i64);
-    type IntoIter = Box<dyn Iterator<Item = (Row, i64)> + 'a>;
-    fn into_iter(self) -> Self::IntoIter {
-        Box::new(self.iter())
-    }
-}
-
 /// One view's rows.
 #[derive(Debug, Default)]
 pub struct ViewContents {
@@ -317,18 +169,18 @@ impl ViewContents {
     /// The rows, each repeated by its multiplicity, in no particular order (cheaper
     /// than [`ViewContents::iter_rows`] when the caller filters or orders them itself).
     pub fn iter_unordered(&self) -> impl Iterator<Item = Row> + '_ {
-        self.rows
-            .iter()
-            .flat_map(|(row, n)| std::iter::repeat_n(row, n as usize))
+        unordered(self.rows.entries())
     }
 
     /// The rows in row order, each repeated by its multiplicity. Sorts: readers pay
     /// for order, so that applying changes need not.
     pub fn iter_rows(&self) -> impl Iterator<Item = Row> {
-        let mut rows: Vec<(Row, i64)> = self.rows.iter().collect();
-        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        rows.into_iter()
-            .flat_map(|(row, n)| std::iter::repeat_n(row, n as usize))
+        ordered(self.rows.entries()).into_iter()
+    }
+
+    /// A copy of the rows, still packed, to read once the store's lock is released.
+    pub fn copy_rows(&self) -> ViewRows {
+        ViewRows(self.rows.entries().cloned().collect())
     }
 }
 
@@ -662,42 +514,6 @@ mod tests {
     use kappa_sql::Value;
 
     #[test]
-    fn row_counts_add_and_drop_rows_through_growth() {
-        let mut counts = RowCounts::default();
-        let row = |i: i64| vec![Value::Int(i), Value::Text(format!("p{i}").into())];
-        // Enough rows to grow the table several times and split it into shards.
-        let rows = crate::graded::SPLIT_AT as i64 + 5_000;
-        for i in 0..rows {
-            assert_eq!(counts.add(&row(i), 2), 2);
-            // One table until it holds `SPLIT_AT` rows, shards from then on.
-            assert_eq!(
-                counts.shards.is_split(),
-                i + 1 >= crate::graded::SPLIT_AT as i64
-            );
-        }
-        for i in 0..rows {
-            assert_eq!(counts.add(&row(i), -1), 1);
-        }
-        assert_eq!(counts.len(), rows as usize);
-        for i in (0..rows).step_by(2) {
-            assert_eq!(counts.add(&row(i), -1), 0, "a row at zero is removed");
-        }
-        let odd = (rows / 2) as usize;
-        assert_eq!(counts.len(), odd);
-        assert_eq!(counts.add(&row(0), 0), 0);
-        assert_eq!(
-            counts.len(),
-            odd,
-            "adding nothing to an absent row keeps it absent"
-        );
-        assert!(counts
-            .iter()
-            .all(|(r, n)| n == 1 && matches!(r[0], Value::Int(i) if i % 2 == 1)));
-        assert_eq!(counts.iter().count(), odd);
-        assert_eq!(counts.values().sum::<i64>(), odd as i64);
-    }
-
-    #[test]
     fn consolidate_sums_equal_updates_and_drops_cancelled_ones() {
         let (a, b, c) = (
             vec![Value::Int(1)],
@@ -727,6 +543,27 @@ mod tests {
         let mut changes = changes;
         changes.sort();
         assert_eq!(changes, vec![(0, a, 3), (0, c, -1)]);
+    }
+
+    #[test]
+    fn a_copy_of_a_views_rows_reads_as_the_view_did_when_it_was_taken() {
+        let store = ViewStore::new(["a".to_string()]);
+        let row = |i: i64| vec![Value::text(&format!("/p/{i}")), Value::Int(i)];
+        let updates: Vec<_> = [3, 1, 2, 1]
+            .into_iter()
+            .map(|i| (0, PackedRow::pack(&row(i)), 1))
+            .collect();
+        store.apply(1, false, updates.into_iter(), vec![], vec![]);
+        let copy = store.read(|s| s.view("a").unwrap().copy_rows());
+        let later = vec![(0, PackedRow::pack(&row(1)), -2)];
+        store.apply(2, false, later.into_iter(), vec![], vec![]);
+        let ordered: Vec<Row> = copy.iter_rows().collect();
+        assert_eq!(ordered, vec![row(1), row(1), row(2), row(3)]);
+        let mut unordered: Vec<Row> = copy.iter_unordered().collect();
+        unordered.sort();
+        assert_eq!(unordered, ordered);
+        let now: Vec<Row> = store.read(|s| s.view("a").unwrap().iter_rows().collect());
+        assert_eq!(now, vec![row(2), row(3)]);
     }
 
     #[test]

@@ -86,34 +86,36 @@ pub async fn query_view(
     }
     let offset = usize_param(&params, "offset")?.unwrap_or(0);
     let filters = filters(&params, columns)?;
-    let body = version.store.read(|s| {
+    // Copied under the store's lock (packed bytes), read after it is released.
+    let (rows, frontier, offsets) = version.store.read(|s| {
         let contents = s
             .view(&def.name)
             .expect("the store holds every view of its plan");
-        // Filter first, then order what is left: the view's ORDER BY, ties by the
-        // whole row, so that pages are stable.
-        let mut rows: Vec<Row> = contents
-            .iter_unordered()
-            .filter(|row| filters.iter().all(|(c, v)| &row[*c] == v))
-            .collect();
-        rows.sort_by(|a, b| compare_rows(&def.order_by, a, b).then_with(|| a.cmp(b)));
-        let total = rows.len();
-        let page: Vec<Json_> = rows
-            .into_iter()
-            .skip(offset)
-            .take(limit)
-            .map(|row| row_json(columns, &row))
-            .collect();
-        json!({
-            "pipeline": pipeline,
-            "version": version.number,
-            "view": def.name,
-            "columns": schema(columns),
-            "frontier": s.frontier,
-            "offsets": offsets_json(s),
-            "total": total,
-            "rows": page,
-        })
+        (contents.copy_rows(), s.frontier, offsets_json(s))
+    });
+    // Filter first, then order what is left: the view's ORDER BY, ties by the
+    // whole row, so that pages are stable.
+    let mut rows: Vec<Row> = rows
+        .iter_unordered()
+        .filter(|row| filters.iter().all(|(c, v)| &row[*c] == v))
+        .collect();
+    rows.sort_by(|a, b| compare_rows(&def.order_by, a, b).then_with(|| a.cmp(b)));
+    let total = rows.len();
+    let page: Vec<Json_> = rows
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(|row| row_json(columns, &row))
+        .collect();
+    let body = json!({
+        "pipeline": pipeline,
+        "version": version.number,
+        "view": def.name,
+        "columns": schema(columns),
+        "frontier": frontier,
+        "offsets": offsets,
+        "total": total,
+        "rows": page,
     });
     Ok(Json(body))
 }
@@ -135,13 +137,15 @@ pub async fn subscribe(
         .position(|v| v.name == def.name)
         .expect("the view belongs to its plan");
     let columns: Arc<Vec<Column>> = Arc::new(version.plan.view_columns(def).to_vec());
-    let (snapshot, receiver) = version.store.subscribe(|s| {
-        let rows: Vec<Json_> = s.views[view_index]
-            .iter_rows()
-            .map(|row| row_json(&columns, &row))
-            .collect();
-        json!({ "frontier": s.frontier, "offsets": offsets_json(s), "rows": rows })
+    let ((rows, frontier, offsets), receiver) = version.store.subscribe(|s| {
+        let rows = s.views[view_index].copy_rows();
+        (rows, s.frontier, offsets_json(s))
     });
+    let rows: Vec<Json_> = rows
+        .iter_rows()
+        .map(|row| row_json(&columns, &row))
+        .collect();
+    let snapshot = json!({ "frontier": frontier, "offsets": offsets, "rows": rows });
     let first = tokio_stream::once(Ok(Event::default()
         .event("snapshot")
         .data(snapshot.to_string())));
