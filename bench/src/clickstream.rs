@@ -140,6 +140,69 @@ pub fn cpu_seconds() -> f64 {
     seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
+/// CPU time of each thread of this process as `/proc/self/task` counts it, to tell
+/// which thread a live run's CPU goes to (workers, the store's applier, the
+/// harness's producer and observer).
+pub struct ThreadTicks {
+    /// `(thread id, name)` → user + system clock ticks.
+    ticks: std::collections::BTreeMap<(u64, String), u64>,
+    at: std::time::Instant,
+}
+
+impl ThreadTicks {
+    /// Every thread's ticks now (none where `/proc` is missing).
+    pub fn now() -> ThreadTicks {
+        let mut ticks = std::collections::BTreeMap::new();
+        for task in std::fs::read_dir("/proc/self/task")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let Ok(id) = task.file_name().to_string_lossy().parse::<u64>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+                continue;
+            };
+            // `pid (comm) state ...`: the name may hold spaces, so split after ')'.
+            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+                continue;
+            };
+            let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+            // utime and stime are fields 14 and 15 of the line, 12 and 13 after ')'.
+            let (Some(user), Some(system)) = (fields.get(11), fields.get(12)) else {
+                continue;
+            };
+            let name = stat[open + 1..close].to_string();
+            let used = user.parse::<u64>().unwrap_or(0) + system.parse::<u64>().unwrap_or(0);
+            ticks.insert((id, name), used);
+        }
+        ThreadTicks {
+            ticks,
+            at: std::time::Instant::now(),
+        }
+    }
+
+    /// Cores each thread name used since `self` (threads of one name summed),
+    /// busiest first.
+    pub fn cores_since(&self) -> Vec<(String, f64)> {
+        let now = ThreadTicks::now();
+        let seconds = now.at.duration_since(self.at).as_secs_f64().max(1e-9);
+        // SAFETY: sysconf reads a constant of the system.
+        #[allow(unsafe_code)]
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        let mut by_name: std::collections::BTreeMap<String, f64> = Default::default();
+        for ((id, name), used) in &now.ticks {
+            let before = self.ticks.get(&(*id, name.clone())).copied().unwrap_or(0);
+            let cores = used.saturating_sub(before) as f64 / per_second / seconds;
+            *by_name.entry(name.clone()).or_default() += cores;
+        }
+        let mut cores: Vec<(String, f64)> = by_name.into_iter().collect();
+        cores.sort_by(|a, b| b.1.total_cmp(&a.1));
+        cores
+    }
+}
+
 /// The machine's CPU time as `/proc/stat` counts it, to tell how much of it other
 /// guests of the host took (steal) while a case ran: on a shared VM a live run's
 /// tail latency follows the steal as much as the code.
@@ -230,6 +293,31 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thread_ticks_see_a_running_thread_by_its_name() {
+        let running = ThreadTicks::now();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let spinner = std::thread::Builder::new()
+            .name("ticks-spin".into())
+            .spawn(move || {
+                while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            })
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let cores = running.cores_since();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        spinner.join().unwrap();
+        let spin = cores
+            .iter()
+            .find(|(name, _)| name == "ticks-spin")
+            .map(|c| c.1);
+        // Loose: the machine is shared, but a spinning thread gets a good share.
+        assert!(spin.is_some_and(|c| c > 0.2), "{cores:?}");
+    }
 
     #[test]
     fn the_steal_share_is_read_from_proc_stat_as_a_fraction() {

@@ -20,6 +20,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use kappa::workload::SplitMix64;
+
 /// Bursts of CPU taken from every CPU of the machine until dropped.
 pub struct Interference {
     stop: Arc<AtomicBool>,
@@ -116,7 +118,7 @@ fn pin_realtime(cpu: usize) -> bool {
 /// The (gap, burst) sequence of one CPU: exponential bursts of mean `mean_burst`,
 /// exponential gaps of mean `mean_burst × (1 − share) / share`.
 struct Bursts {
-    state: u64,
+    rng: SplitMix64,
     mean_burst: f64,
     mean_gap: f64,
 }
@@ -125,7 +127,7 @@ impl Bursts {
     fn new(seed: u64, share: f64, mean_burst: Duration) -> Bursts {
         let mean_burst = mean_burst.as_secs_f64();
         Bursts {
-            state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03,
+            rng: SplitMix64::new(seed),
             mean_burst,
             mean_gap: mean_burst * (1.0 - share) / share,
         }
@@ -139,13 +141,8 @@ impl Bursts {
 
     /// An exponentially distributed value of mean `mean`.
     fn exponential(&mut self, mean: f64) -> f64 {
-        // splitmix64, then a uniform in (0, 1].
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        let uniform = ((z >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+        // A uniform in (0, 1], whose logarithm is finite.
+        let uniform = 1.0 - self.rng.next_f64();
         -uniform.ln() * mean
     }
 }

@@ -41,6 +41,9 @@
 //! `clickstream_bench --case load --events 1000000 --dir /tmp/clicks`, then
 //! `KAPPA_BENCH_ALLOC=mimalloc clickstream_bench --case kappa --workers 1 --dir /tmp/clicks`.
 //! `KAPPA_BENCH_DIR` chooses the disk (default the system temp dir).
+//! `KAPPA_BENCH_THREAD_CPU=1` makes the latency case print the cores each thread used
+//! while the producer ran (from `/proc/self/task`; threads still alive when it
+//! ended: the workers, the store's applier, the log's flusher, the observer).
 //! `KAPPA_BENCH_OPERATOR_TIMES=1` makes the kappa and latency cases print the operators that took
 //! the most time (from timely's log), e.g.
 //! `clickstream_bench --case latency --workers 2 --rate 20000 --secs 8 --dir /tmp/lat`.
@@ -52,7 +55,7 @@ use std::time::{Duration, Instant};
 
 use kappa_bench::clickstream::{
     cpu_seconds, load_log, log_options, peak_rss_bytes, percentile, record, Answers, MachineTicks,
-    PARTITIONS, TOPIC,
+    ThreadTicks, PARTITIONS, TOPIC,
 };
 use kappa_bench::interference::Interference;
 use kappa_bench::latency::{latencies, Observation, Observer};
@@ -498,6 +501,7 @@ fn run_latency(
     let store = running.store().clone();
     let observer = Observer::start(store.clone());
     let machine = MachineTicks::now();
+    let threads = ThreadTicks::now();
     let interference = simulated.map(|(share, burst)| Interference::start(share, burst));
 
     // The producer: every millisecond, append what is due by then; remember when each
@@ -538,6 +542,11 @@ fn run_latency(
     let deadline = Instant::now() + Duration::from_secs_f64(secs * 3.0 + 30.0);
     let (appends, achieved) = producer.join().map_err(|_| "producer panicked")??;
     let steal = machine.and_then(|m| m.steal_since());
+    if std::env::var_os("KAPPA_BENCH_THREAD_CPU").is_some() {
+        for (thread, cores) in threads.cores_since() {
+            eprintln!("{cores:>8.3} cores  {thread}");
+        }
+    }
     let simulated_steal = interference.map(|i| (i.taken(), i.is_realtime()));
     if let Some((_, last)) = appends.last() {
         observer.wait_for(last, deadline);

@@ -257,7 +257,7 @@ pub(crate) fn render_plan<'s>(
                     Rendered {
                         rows: None,
                         arranged: None,
-                        counts: Some(reduction.render_counts(&sizes, keyed)),
+                        counts: Some(reduction.render_counts(scope, &sizes, keyed)),
                     }
                 } else {
                     let output = reduction.render(scope, &sizes, keyed);
@@ -339,7 +339,7 @@ pub(crate) fn pack_rows(rows: Rows<'_>) -> PackedRows<'_> {
 }
 
 /// Per node, the nodes that read it, in plan order.
-fn readers(plan: &Plan) -> Vec<Vec<usize>> {
+pub(super) fn readers(plan: &Plan) -> Vec<Vec<usize>> {
     let mut readers = vec![Vec::new(); plan.nodes.len()];
     for (id, node) in plan.nodes.iter().enumerate() {
         for input in node.node.inputs() {

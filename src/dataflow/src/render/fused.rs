@@ -64,11 +64,8 @@ impl Fusion {
     pub(super) fn new(plan: &Plan) -> Self {
         let count = plan.nodes.len();
         let mut fused_into = vec![None; count];
-        let mut readers = vec![Vec::new(); count];
+        let readers = super::readers(plan);
         for (id, node) in plan.nodes.iter().enumerate() {
-            for input in node.node.inputs() {
-                readers[input].push(id);
-            }
             fused_into[id] = match &node.node {
                 Node::Source { source } => Some(*source),
                 Node::Map { input, .. }

@@ -354,17 +354,19 @@ impl Reduction {
     /// its count become the row.
     pub(super) fn render_counts<'s>(
         &self,
+        scope: Scope<'s, Time>,
         sizes: &UpdateSizes,
         keyed: KeyedInput<'s>,
     ) -> (Counts<'s>, CountRow) {
-        debug_assert!(self.is_plain_counts());
-        let KeyedInput::Counts(keyed) = keyed else {
-            unreachable!("a reduction of plain counts sums row counts")
+        let ReduceOutput::Totals {
+            totals: Totals::Counts(counts),
+            finish,
+        } = self.render(scope, sizes, keyed)
+        else {
+            unreachable!("a reduction of plain counts renders its running counts")
         };
-        let counts = totals::count_total(keyed.sums, &format!("Count %{}", self.node), sizes);
-        let finish_values = self.finisher();
         let count_row = CountRow::new(self.key.len(), move |count, out: &mut Row| {
-            finish_values(&[count as i128], out)
+            finish(&[count as i128], out)
         });
         (counts, count_row)
     }
