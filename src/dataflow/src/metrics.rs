@@ -129,7 +129,7 @@ pub const VIEW_BYTES: MetricSpec = MetricSpec {
     name: "kappa_view_bytes",
     kind: Kind::Gauge,
     labels: VIEW,
-    help: "Estimated bytes of a view's rows (encoded size of a sample times the row count).",
+    help: "Estimated bytes of a view's rows as stored (packed; from a sample of rows).",
 };
 /// Records held by each arrangement.
 pub const ARRANGEMENT_RECORDS: MetricSpec = MetricSpec {
@@ -203,7 +203,7 @@ const FRESHNESS_BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0,
 ];
 
-/// Rows whose encoded size is sampled for [`VIEW_BYTES`].
+/// Rows whose stored size is sampled for [`VIEW_BYTES`].
 const SIZE_SAMPLE: usize = 16;
 
 /// One version's histograms, held by its store.
@@ -376,15 +376,9 @@ impl DataflowMetrics {
                 for view in &s.views {
                     let labels = [v[0], v[1], view.name.as_str()];
                     let rows = view.rows.len();
-                    let sample: Vec<usize> = view
-                        .rows
-                        .keys()
-                        .take(SIZE_SAMPLE)
-                        .map(|row| serde_json::to_vec(&row).map_or(0, |b| b.len()))
-                        .collect();
-                    let mean = sample.iter().sum::<usize>() as f64 / sample.len().max(1) as f64;
+                    let bytes = view.rows.estimated_bytes(SIZE_SAMPLE);
                     scraped.gauge(&VIEW_ROWS, &labels, rows as f64);
-                    scraped.gauge(&VIEW_BYTES, &labels, mean * rows as f64);
+                    scraped.gauge(&VIEW_BYTES, &labels, bytes as f64);
                 }
                 for ((topic, partition), end) in &ends {
                     let p = s

@@ -114,6 +114,15 @@ impl PackedRow {
         Self::from_slice(&self.bytes[..cut])
     }
 
+    /// Bytes held outside the row itself (0 for rows kept inline).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        if self.bytes.spilled() {
+            self.bytes.capacity()
+        } else {
+            0
+        }
+    }
+
     /// The 64-bit hash of the packed bytes: the same in every process.
     pub(crate) fn hash_code(&self) -> u64 {
         self.hash

@@ -130,6 +130,20 @@ impl RowCounts {
         self.shards.shards().flat_map(|shard| shard.iter())
     }
 
+    /// Bytes the rows take as stored, estimated from the first `sample` rows: an
+    /// entry each, plus the bytes of rows too long to be kept inline.
+    pub fn estimated_bytes(&self, sample: usize) -> usize {
+        let (mut rows, mut bytes) = (0, 0);
+        for (row, _) in self.entries().take(sample) {
+            rows += 1;
+            bytes += std::mem::size_of::<(PackedRow, i64)>() + row.heap_bytes();
+        }
+        if rows == 0 {
+            return 0;
+        }
+        bytes * self.len / rows
+    }
+
     /// The number of distinct rows.
     pub fn len(&self) -> usize {
         self.len
@@ -199,6 +213,27 @@ mod tests {
     use kappa_sql::Value;
 
     use super::*;
+
+    #[test]
+    fn estimated_bytes_count_entries_and_spilled_rows() {
+        let entry = std::mem::size_of::<(PackedRow, i64)>();
+        let mut short = RowCounts::default();
+        assert_eq!(short.estimated_bytes(16), 0);
+        for i in 0..100 {
+            short.add(&vec![Value::Int(i)], 1);
+        }
+        // Nine bytes each: inline.
+        assert_eq!(short.estimated_bytes(16), 100 * entry);
+        let mut long = RowCounts::default();
+        for i in 0..100 {
+            long.add(
+                &vec![Value::text(&format!("a longer text than fits {i:03}"))],
+                1,
+            );
+        }
+        let each = long.estimated_bytes(16) / 100;
+        assert!(each > entry + 24, "{each} bytes per row");
+    }
 
     #[test]
     fn row_counts_add_and_drop_rows_through_growth() {
