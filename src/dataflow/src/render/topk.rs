@@ -153,7 +153,7 @@ impl Group {
 
 /// The rows of ranks `offset + 1 ..= offset + limit` of `sorted` (each distinct row
 /// with its multiplicity), with their rank appended when `row_number` is set.
-pub(super) fn select<'a>(
+fn select<'a>(
     sorted: impl Iterator<Item = (&'a Row, Diff)>,
     offset: u64,
     limit: u64,
