@@ -7,12 +7,14 @@
 //!   (CPU time, peak memory);
 //! - [`interference`]: CPU taken in bursts, to measure latency under a busy host;
 //! - [`latency`]: append → visible latency of a live pipeline;
+//! - [`queries`]: reads of a finished pipeline's views, timed as the API makes them;
 //! - [`spread`]: a figure repeated over rounds, as median and range.
 
 pub mod baseline;
 pub mod clickstream;
 pub mod interference;
 pub mod latency;
+pub mod queries;
 pub mod spread;
 
 use std::path::PathBuf;

@@ -47,6 +47,9 @@
 //! `KAPPA_BENCH_THREAD_CPU=1` makes the latency case print the cores each thread used
 //! while the producer ran (from `/proc/self/task`; threads still alive when it
 //! ended: the workers, the store's applier, the log's flusher, the observer).
+//! `KAPPA_BENCH_READS=N` makes the kappa case time N repetitions of the API's reads of
+//! the finished views, beside the same reads done by copying and sorting every row
+//! ([`kappa_bench::queries`]).
 //! `KAPPA_BENCH_OPERATOR_TIMES=1` makes the kappa and latency cases print the operators that took
 //! the most time (from timely's log), e.g.
 //! `clickstream_bench --case latency --workers 2 --rate 20000 --secs 8 --dir /tmp/lat`.
@@ -63,9 +66,11 @@ use kappa_bench::clickstream::{
 use kappa_bench::interference::Interference;
 use kappa_bench::latency::{latencies, Observation, Observer};
 use kappa_bench::spread::Spread;
-use kappa_bench::{baseline, Scratch};
+use kappa_bench::{baseline, queries, Scratch};
+use kappa_dataflow::store::ViewStore;
 use kappa_dataflow::{start, RunConfig};
 use kappa_log::{EmbeddedLog, Log, NewRecord};
+use kappa_sql::plan::Plan;
 use serde::{Deserialize, Serialize};
 
 #[global_allocator]
@@ -366,7 +371,7 @@ fn run_baseline_pair(dir: &Path) -> Result<CaseResult, Error> {
     })
 }
 
-fn plan() -> Result<Arc<kappa_sql::plan::Plan>, Error> {
+fn plan() -> Result<Arc<Plan>, Error> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pipelines/clickstream.sql");
     Ok(Arc::new(kappa_sql::compile_file(path)?))
 }
@@ -379,10 +384,11 @@ fn run_kappa(dir: &Path, workers: usize) -> Result<CaseResult, Error> {
     config.source.bounded = true;
     config.write_outputs = false;
     tune_source(&mut config.source)?;
-    let running = start(plan, log.clone(), config)?;
+    let running = start(plan.clone(), log.clone(), config)?;
     let store = running.store().clone();
     running.join()?;
     print_operator_times(&store);
+    print_read_times(&store, &plan)?;
     Ok(CaseResult {
         wall_secs: started.elapsed().as_secs_f64(),
         cpu_secs: cpu_seconds() - cpu,
@@ -396,12 +402,31 @@ fn run_kappa(dir: &Path, workers: usize) -> Result<CaseResult, Error> {
 
 /// With `KAPPA_BENCH_OPERATOR_TIMES` set, prints where the workers' time went, per
 /// operator (summed over workers).
-fn print_operator_times(store: &kappa_dataflow::store::ViewStore) {
+fn print_operator_times(store: &ViewStore) {
     if std::env::var_os("KAPPA_BENCH_OPERATOR_TIMES").is_some() {
         for (operator, took, runs) in store.activity().busiest_operators(25) {
             eprintln!("{took:>12.3?} {runs:>8} runs  {operator}");
         }
     }
+}
+
+/// With `KAPPA_BENCH_READS=N`, times N repetitions of each of the API's reads of the
+/// finished views ([`kappa_bench::queries`]), and the same reads done the plain way.
+fn print_read_times(store: &ViewStore, plan: &Plan) -> Result<(), Error> {
+    let Ok(repeat) = std::env::var("KAPPA_BENCH_READS") else {
+        return Ok(());
+    };
+    let reads = queries::time_reads(store, plan, &queries::CLICKSTREAM_READS, repeat.parse()?)?;
+    eprintln!("read (rows returned of the view's), ms p50/p99: whole read, lock held; the same read copying, unpacking and sorting every row");
+    for r in reads {
+        let ((w50, w99), (h50, h99)) = r.packed;
+        let ((pw50, pw99), (ph50, ph99)) = r.plain;
+        eprintln!(
+            "{:<32} {:>4} of {:>7}: {w50:>7.3}/{w99:>7.3}, held {h50:>7.3}/{h99:>7.3} | plain {pw50:>7.3}/{pw99:>7.3}, held {ph50:>7.3}/{ph99:>7.3}",
+            r.label, r.returned, r.view_rows
+        );
+    }
+    Ok(())
 }
 
 /// Overrides of the source's defaults, for exploring them:

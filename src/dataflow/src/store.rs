@@ -25,7 +25,7 @@ use crate::source::{ReadFailure, SourceProgress};
 mod rows;
 
 use rows::{ordered, unordered};
-pub use rows::{RowCounts, ViewRows};
+pub use rows::{RowCounts, RowFilter, ViewRows};
 
 /// Capacity of the broadcast channel feeding live subscribers; a subscriber that
 /// falls further behind is told it lagged and must re-read a snapshot.
@@ -181,6 +181,13 @@ impl ViewContents {
     /// A copy of the rows, still packed, to read once the store's lock is released.
     pub fn copy_rows(&self) -> ViewRows {
         ViewRows(self.rows.entries().cloned().collect())
+    }
+
+    /// The rows `filter` matches, copied as [`Self::copy_rows`] copies them all:
+    /// each row is tested as bytes and only a match is copied.
+    pub fn copy_matching(&self, filter: &RowFilter) -> ViewRows {
+        let matching = self.rows.entries().filter(|(row, _)| filter.matches(row));
+        ViewRows(matching.cloned().collect())
     }
 }
 

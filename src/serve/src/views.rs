@@ -7,10 +7,10 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
-use kappa_dataflow::store::{StoreState, ViewContents};
+use kappa_dataflow::store::{RowFilter, StoreState, ViewContents};
 use kappa_sql::expr::cast;
-use kappa_sql::plan::{compare_rows, Column, ViewDef};
-use kappa_sql::{Row, Value};
+use kappa_sql::plan::{Column, ViewDef};
+use kappa_sql::Value;
 use serde_json::{json, Map, Value as Json_};
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::{Stream, StreamExt};
@@ -85,28 +85,17 @@ pub async fn query_view(
         ));
     }
     let offset = usize_param(&params, "offset")?.unwrap_or(0);
-    let filters = filters(&params, columns)?;
-    // Copied under the store's lock (packed bytes), read after it is released.
+    let filter = RowFilter::new(filters(&params, columns)?);
+    // The matching rows are copied under the store's lock (packed bytes, tested
+    // without unpacking), and ordered and paged after it is released.
     let (rows, frontier, offsets) = version.store.read(|s| {
         let contents = s
             .view(&def.name)
             .expect("the store holds every view of its plan");
-        (contents.copy_rows(), s.frontier, offsets_json(s))
+        (contents.copy_matching(&filter), s.frontier, offsets_json(s))
     });
-    // Filter first, then order what is left: the view's ORDER BY, ties by the
-    // whole row, so that pages are stable.
-    let mut rows: Vec<Row> = rows
-        .iter_unordered()
-        .filter(|row| filters.iter().all(|(c, v)| &row[*c] == v))
-        .collect();
-    rows.sort_by(|a, b| compare_rows(&def.order_by, a, b).then_with(|| a.cmp(b)));
-    let total = rows.len();
-    let page: Vec<Json_> = rows
-        .into_iter()
-        .skip(offset)
-        .take(limit)
-        .map(|row| row_json(columns, &row))
-        .collect();
+    let (total, page) = rows.page(&def.order_by, offset, limit);
+    let page: Vec<Json_> = page.iter().map(|row| row_json(columns, row)).collect();
     let body = json!({
         "pipeline": pipeline,
         "version": version.number,

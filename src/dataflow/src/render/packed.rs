@@ -87,6 +87,25 @@ impl PackedRow {
         }
     }
 
+    /// Each value's encoding, in column order: what [`crate::store::RowFilter`]
+    /// compares, without decoding (equal values have equal encodings).
+    pub(crate) fn encoded_values(&self) -> impl Iterator<Item = &[u8]> {
+        let mut rest: &[u8] = &self.bytes;
+        std::iter::from_fn(move || {
+            let value = rest;
+            if value.is_empty() {
+                return None;
+            }
+            skip(&mut rest);
+            Some(&value[..value.len() - rest.len()])
+        })
+    }
+
+    /// The encoded bytes.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
     /// The row's first `width` values, packed, and the value after them.
     ///
     /// # Panics

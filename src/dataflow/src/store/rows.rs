@@ -2,7 +2,8 @@
 //! ([`RowCounts`]), and copies of them taken to be read outside the store's lock
 //! ([`ViewRows`]).
 
-use kappa_sql::Row;
+use kappa_sql::plan::{compare_rows, SortKey};
+use kappa_sql::{Row, Value};
 
 use crate::graded::{Graded, Shard};
 use crate::render::PackedRow;
@@ -190,6 +191,63 @@ impl ViewRows {
     pub fn iter_rows(&self) -> impl Iterator<Item = Row> {
         ordered(self.0.iter()).into_iter()
     }
+
+    /// Page `offset..offset + limit` of the rows in `order_by` order (ties by the
+    /// whole row, so that pages are stable), and how many rows there are in all.
+    /// Only the rows up to the page's end are sorted: a first page of a large view
+    /// costs a selection over its rows, not a sort of all of them.
+    pub fn page(&self, order_by: &[SortKey], offset: usize, limit: usize) -> (usize, Vec<Row>) {
+        let mut rows: Vec<Row> = self.iter_unordered().collect();
+        let total = rows.len();
+        let order = |a: &Row, b: &Row| compare_rows(order_by, a, b).then_with(|| a.cmp(b));
+        let end = offset.saturating_add(limit);
+        if end < total {
+            rows.select_nth_unstable_by(end, order);
+            rows.truncate(end);
+        }
+        rows.sort_unstable_by(order);
+        (total, rows.into_iter().skip(offset).collect())
+    }
+}
+
+/// Equality filters on columns, tested on packed rows: a row is compared as bytes,
+/// value by value, and never unpacked (the encoding is canonical: equal values,
+/// equal bytes). A read that filters copies only the rows that match out of the
+/// store, under its lock, rather than all of them.
+#[derive(Debug, Clone, Default)]
+pub struct RowFilter {
+    /// `(column, the value's encoding)`, by column.
+    equal: Vec<(usize, PackedRow)>,
+}
+
+impl RowFilter {
+    /// Rows whose value in each `column` equals `value` (all of them: several
+    /// filters on one column with different values match nothing).
+    pub fn new(equal: impl IntoIterator<Item = (usize, Value)>) -> Self {
+        let mut equal: Vec<(usize, PackedRow)> = equal
+            .into_iter()
+            .map(|(column, value)| (column, PackedRow::pack([&value])))
+            .collect();
+        equal.sort_by_key(|(column, _)| *column);
+        RowFilter { equal }
+    }
+
+    /// Whether `row` passes every filter; a filter on a column the row does not
+    /// have fails.
+    pub(crate) fn matches(&self, row: &PackedRow) -> bool {
+        let mut wanted = self.equal.iter().peekable();
+        for (column, encoded) in row.encoded_values().enumerate() {
+            while let Some((_, value)) = wanted.next_if(|(c, _)| *c == column) {
+                if value.as_bytes() != encoded {
+                    return false;
+                }
+            }
+            if wanted.peek().is_none() {
+                return true;
+            }
+        }
+        wanted.peek().is_none()
+    }
 }
 
 /// Rows with multiplicities, unpacked, each repeated by its multiplicity.
@@ -269,5 +327,80 @@ mod tests {
             .all(|(r, n)| n == 1 && matches!(r[0], Value::Int(i) if i % 2 == 1)));
         assert_eq!(counts.iter().count(), odd);
         assert_eq!(counts.values().sum::<i64>(), odd as i64);
+    }
+
+    /// Values from a small domain, so that filters match some rows and ties occur.
+    fn small_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(Value::Null),
+            (0i64..4).prop_map(Value::Int),
+            (0i64..4).prop_map(Value::Timestamp),
+            (0u8..3).prop_map(|i| Value::float(f64::from(i) / 2.0)),
+            Just(Value::float(-0.0)),
+            "[ab]{0,2}".prop_map(|s| Value::text(&s)),
+            "[ab]{30}".prop_map(|s| Value::text(&s)),
+        ]
+    }
+
+    fn copy_of(rows: &[(Row, i64)]) -> ViewRows {
+        let counts: RowCounts = rows.iter().cloned().collect();
+        ViewRows(counts.entries().cloned().collect())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_filter_on_packed_rows_matches_as_values_do(
+            rows in proptest::collection::vec(proptest::collection::vec(small_value(), 3), 0..40),
+            filters in proptest::collection::vec((0usize..4, small_value()), 0..3),
+        ) {
+            let filter = RowFilter::new(filters.clone());
+            for row in &rows {
+                let expected = filters.iter().all(|(c, v)| row.get(*c) == Some(v));
+                proptest::prop_assert_eq!(filter.matches(&PackedRow::pack(row)), expected, "{:?} {:?}", row, filters);
+            }
+        }
+
+        #[test]
+        fn a_page_is_that_slice_of_all_rows_in_order(
+            rows in proptest::collection::vec((proptest::collection::vec(small_value(), 2), 1i64..3), 0..40),
+            keys in proptest::collection::vec((0usize..2, proptest::bool::ANY, proptest::bool::ANY), 0..3),
+            offset in 0usize..50,
+            limit in 0usize..50,
+        ) {
+            let order_by: Vec<SortKey> = keys
+                .into_iter()
+                .map(|(column, descending, nulls_first)| SortKey { column, descending, nulls_first })
+                .collect();
+            let copy = copy_of(&rows);
+            let mut all: Vec<Row> = copy.iter_unordered().collect();
+            all.sort_by(|a, b| compare_rows(&order_by, a, b).then_with(|| a.cmp(b)));
+            let (total, page) = copy.page(&order_by, offset, limit);
+            proptest::prop_assert_eq!(total, all.len());
+            let expected: Vec<Row> = all.into_iter().skip(offset).take(limit).collect();
+            proptest::prop_assert_eq!(page, expected);
+        }
+    }
+
+    #[test]
+    fn copy_matching_copies_only_the_rows_a_filter_matches() {
+        let page =
+            |p: &str, minute: i64| vec![Value::text(p), Value::Timestamp(minute), Value::Int(1)];
+        let rows: Vec<(Row, i64)> = (0..100)
+            .map(|i| (page(&format!("/p/{}", i % 10), i), 1))
+            .collect();
+        let contents = crate::store::ViewContents {
+            name: "v".into(),
+            rows: rows.into_iter().collect(),
+        };
+        let filter = RowFilter::new([(0, Value::text("/p/3"))]);
+        let copy = contents.copy_matching(&filter);
+        assert_eq!(copy.0.len(), 10);
+        assert!(copy
+            .iter_unordered()
+            .all(|row| row[0] == Value::text("/p/3")));
+        assert_eq!(contents.copy_matching(&RowFilter::default()).0.len(), 100);
+        let none = RowFilter::new([(0, Value::text("/p/3")), (0, Value::text("/p/4"))]);
+        assert!(contents.copy_matching(&none).0.is_empty());
     }
 }
