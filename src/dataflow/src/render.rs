@@ -56,7 +56,7 @@ pub type ArrangedRows<'s> = Arranged<'s, TraceAgent<ValSpine<Row, Row, Time, Dif
 pub type Errors<'s> = Stream<'s, Time, Vec<(DataError, Time, Diff)>>;
 
 pub(crate) use fused::FusedSink;
-pub(crate) use packed::PackedRow;
+pub(crate) use packed::{unpack_bytes, PackedRow};
 
 /// A rendered node: its rows (unless it is fused and nothing needs them as a
 /// collection), its arrangement when it is an `Arrange` node, and, for a reduction

@@ -169,25 +169,28 @@ impl ViewContents {
     /// The rows, each repeated by its multiplicity, in no particular order (cheaper
     /// than [`ViewContents::iter_rows`] when the caller filters or orders them itself).
     pub fn iter_unordered(&self) -> impl Iterator<Item = Row> + '_ {
-        unordered(self.rows.entries())
+        unordered(self.rows.entries().map(|(row, n)| (row.as_bytes(), *n)))
     }
 
     /// The rows in row order, each repeated by its multiplicity. Sorts: readers pay
     /// for order, so that applying changes need not.
     pub fn iter_rows(&self) -> impl Iterator<Item = Row> {
-        ordered(self.rows.entries()).into_iter()
+        ordered(self.rows.entries().map(|(row, n)| (row.as_bytes(), *n))).into_iter()
     }
 
     /// A copy of the rows, still packed, to read once the store's lock is released.
     pub fn copy_rows(&self) -> ViewRows {
-        ViewRows(self.rows.entries().cloned().collect())
+        ViewRows::copy(self.rows.entries())
     }
 
     /// The rows `filter` matches, copied as [`Self::copy_rows`] copies them all:
     /// each row is tested as bytes and only a match is copied.
     pub fn copy_matching(&self, filter: &RowFilter) -> ViewRows {
+        if filter.is_empty() {
+            return self.copy_rows();
+        }
         let matching = self.rows.entries().filter(|(row, _)| filter.matches(row));
-        ViewRows(matching.cloned().collect())
+        ViewRows::copy(matching)
     }
 }
 

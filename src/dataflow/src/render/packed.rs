@@ -161,17 +161,25 @@ impl PackedRow {
 
     /// The values, unpacked.
     pub(crate) fn unpack(&self) -> Row {
-        let mut row = Vec::new();
-        self.unpack_into(&mut row);
-        row
+        unpack_bytes(&self.bytes)
     }
 
     /// Appends the values to `row`.
     pub(crate) fn unpack_into(&self, row: &mut Row) {
-        let mut rest: &[u8] = &self.bytes;
-        while !rest.is_empty() {
-            row.push(decode(&mut rest));
-        }
+        unpack_bytes_into(&self.bytes, row);
+    }
+}
+
+/// The values of a row's encoded bytes ([`PackedRow::as_bytes`]), unpacked.
+pub(crate) fn unpack_bytes(bytes: &[u8]) -> Row {
+    let mut row = Vec::new();
+    unpack_bytes_into(bytes, &mut row);
+    row
+}
+
+fn unpack_bytes_into(mut bytes: &[u8], row: &mut Row) {
+    while !bytes.is_empty() {
+        row.push(decode(&mut bytes));
     }
 }
 
