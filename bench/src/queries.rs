@@ -3,7 +3,8 @@
 //! copied out of the store under its read lock ([`ViewContents::copy_matching`]),
 //! then ordered and paged outside it ([`ViewRows::page`]). Beside each, the same
 //! read done the plain way, the yardstick: every row copied, unpacked, filtered as
-//! values and sorted whole (how every read was served until session 12).
+//! values and sorted whole (what every read did until session 12, but for the copy,
+//! which was then one allocation per row too long to be inline).
 //!
 //! The lock's hold time is reported apart: while a read holds it, the store's
 //! applier waits, and so does every append's visibility.
