@@ -7,7 +7,8 @@
 //!   (read back from the data directory), in presentation order;
 //! - a subscription (SSE) gets a `snapshot`, then a `changes` event for an event
 //!   ingested after it;
-//! - `kappa query` and `kappa export --format csv|jsonl` print what the API returns;
+//! - `kappa query` and `kappa export --format csv|jsonl` print what the API returns
+//!   (an export is one snapshot, streamed as JSON lines by `.../export`);
 //! - HTTP errors are 4xx JSON `{"error_code", "message"}` (unknown pipeline, view,
 //!   column, topic; bad limit; malformed ingest);
 //! - SIGTERM stops the server, which exits 0.
@@ -92,6 +93,16 @@ impl Server {
         let (status, body) = self.get(path).expect("GET");
         assert_eq!(status, 200, "GET {path}: {body}");
         body
+    }
+
+    /// `GET path`: the status and the body as text.
+    fn get_text(&self, path: &str) -> (u16, String) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .expect("GET");
+        (response.status().as_u16(), response.text().expect("a body"))
     }
 
     /// `POST /v1/topics/{topic}/records` with JSON lines; the status and body.
@@ -410,6 +421,29 @@ fn kappa_run_serves_the_oracle_views_and_stops_on_sigterm() {
     assert_eq!(
         csv_lines.map(String::from).collect::<Vec<_>>(),
         expected_csv
+    );
+
+    // The export endpoint: one snapshot as JSON lines, a header first; filters
+    // apply, paging does not.
+    let (status, text) =
+        server.get_text("/v1/pipelines/clickstream/views/user_revenue/export?user=u1");
+    assert_eq!(status, 200, "{text}");
+    let mut export_lines = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap());
+    let header = export_lines.next().expect("a header line");
+    let exported: Vec<Value> = export_lines.collect();
+    let queried = server.get_ok("/v1/pipelines/clickstream/views/user_revenue?user=u1");
+    assert!(!exported.is_empty());
+    assert_eq!(&exported, queried["rows"].as_array().unwrap());
+    assert_eq!(header["total"], exported.len());
+    assert_eq!(header["columns"], queried["columns"]);
+    assert!(header["frontier"].is_u64() && header["offsets"]["clicks"].is_object());
+    assert_error(
+        &server,
+        "/v1/pipelines/clickstream/views/user_revenue/export?limit=5",
+        400,
+        "export_not_paged",
     );
 
     // Errors are 4xx JSON with a code and a message.

@@ -26,20 +26,11 @@ impl ServerArgs {
             Some(token) => request.bearer_auth(token),
             None => request,
         };
-        let response = request.send().with_context(|| {
-            format!(
-                "cannot reach kappa at {} (is `kappa serve` running?)",
-                self.server
-            )
-        })?;
+        let response = request.send().with_context(|| self.unreachable())?;
         let status = response.status();
         let body: Value = response.json().context("the server's answer is not JSON")?;
         if !status.is_success() {
-            bail!(
-                "{} ({})",
-                body["message"].as_str().unwrap_or("request failed"),
-                body["error_code"].as_str().unwrap_or(status.as_str())
-            );
+            bail!("{}", api_error(&body, status));
         }
         Ok(body)
     }
@@ -49,10 +40,51 @@ impl ServerArgs {
         self.finish(client()?.get(self.url(path)).query(query))
     }
 
+    /// `GET path?query` whose answer is JSON lines, read as they arrive: no limit on
+    /// how long the whole body takes (an export of a large view streams for as long
+    /// as it needs), only on connecting.
+    pub fn get_lines(
+        &self,
+        path: &str,
+        query: &[(String, String)],
+    ) -> anyhow::Result<impl std::io::BufRead> {
+        let client = reqwest::blocking::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .timeout(None)
+            .build()?;
+        let response = client
+            .get(self.url(path))
+            .query(query)
+            .send()
+            .with_context(|| self.unreachable())?;
+        let status = response.status();
+        if !status.is_success() {
+            let body: Value = response.json().context("the server's answer is not JSON")?;
+            bail!("{}", api_error(&body, status));
+        }
+        Ok(std::io::BufReader::new(response))
+    }
+
+    fn unreachable(&self) -> String {
+        format!(
+            "cannot reach kappa at {} (is `kappa serve` running?)",
+            self.server
+        )
+    }
+
     /// `POST path` with a JSON body.
     pub fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
         self.finish(client()?.post(self.url(path)).json(body))
     }
+}
+
+/// An API error answer (`{"error_code", "message"}`) as one line.
+fn api_error(body: &Value, status: reqwest::StatusCode) -> String {
+    format!(
+        "{} ({})",
+        body["message"].as_str().unwrap_or("request failed"),
+        body["error_code"].as_str().unwrap_or(status.as_str())
+    )
 }
 
 fn client() -> anyhow::Result<reqwest::blocking::Client> {

@@ -1,9 +1,9 @@
 //! `kappa query` and `kappa export`: read a view from a running server's HTTP API.
 
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
-use anyhow::Context as _;
+use anyhow::{bail, Context as _};
 use clap::{Args, ValueEnum};
 use serde_json::Value;
 
@@ -65,14 +65,21 @@ pub struct ExportArgs {
     pub output: Option<PathBuf>,
 }
 
-/// Rows fetched per request when exporting.
-const PAGE: usize = 10_000;
-
 fn fetch(view: &ViewRef, limit: usize, offset: usize) -> anyhow::Result<Value> {
     let mut query: Vec<(String, String)> = vec![
         ("limit".into(), limit.to_string()),
         ("offset".into(), offset.to_string()),
     ];
+    query.extend(view_query(view)?);
+    view.server.get(
+        &format!("/v1/pipelines/{}/views/{}", view.pipeline, view.view),
+        &query,
+    )
+}
+
+/// The version and filters of a view reference, as query parameters.
+fn view_query(view: &ViewRef) -> anyhow::Result<Vec<(String, String)>> {
+    let mut query = Vec::new();
     if let Some(v) = view.version {
         query.push(("version".into(), v.to_string()));
     }
@@ -82,10 +89,7 @@ fn fetch(view: &ViewRef, limit: usize, offset: usize) -> anyhow::Result<Value> {
             .with_context(|| format!("--filter `{filter}` is not COLUMN=VALUE"))?;
         query.push((column.into(), value.into()));
     }
-    view.server.get(
-        &format!("/v1/pipelines/{}/views/{}", view.pipeline, view.view),
-        &query,
-    )
+    Ok(query)
 }
 
 fn column_names(body: &Value) -> Vec<String> {
@@ -140,7 +144,8 @@ fn csv_field(text: &str) -> String {
     }
 }
 
-/// Runs `kappa export`: pages through the view at the frontier of its first page.
+/// Runs `kappa export`: every row of one snapshot of the view
+/// (`GET .../views/{v}/export`, JSON lines), written as it arrives.
 pub fn run_export(_ctx: &Context, args: ExportArgs) -> anyhow::Result<()> {
     let mut out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(std::io::BufWriter::new(
@@ -148,40 +153,50 @@ pub fn run_export(_ctx: &Context, args: ExportArgs) -> anyhow::Result<()> {
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
-    let mut view = args.view;
-    let mut offset = 0;
-    let mut names = Vec::new();
+    let view = &args.view;
+    let query = view_query(view)?;
+    let mut lines = view.server.get_lines(
+        &format!("/v1/pipelines/{}/views/{}/export", view.pipeline, view.view),
+        &query,
+    )?;
+    let mut line = String::new();
+    lines
+        .read_line(&mut line)
+        .context("reading the export's header")?;
+    let header: Value = serde_json::from_str(&line).context("the export's header is not JSON")?;
+    let names = column_names(&header);
+    if let ExportFormat::Csv = args.format {
+        let fields: Vec<String> = names.iter().map(|n| csv_field(n)).collect();
+        writeln!(out, "{}", fields.join(","))?;
+    }
+    let mut written = 0u64;
     loop {
-        let body = fetch(&view, PAGE, offset)?;
-        if offset == 0 {
-            names = column_names(&body);
-            // Later pages must come from the same version the first one did.
-            view.version = body["version"].as_u64();
-            if let ExportFormat::Csv = args.format {
-                let header: Vec<String> = names.iter().map(|n| csv_field(n)).collect();
-                writeln!(out, "{}", header.join(","))?;
-            }
-        }
-        let rows = body["rows"].as_array().cloned().unwrap_or_default();
-        for row in &rows {
-            match args.format {
-                ExportFormat::Csv => {
-                    let fields: Vec<String> = names
-                        .iter()
-                        .map(|n| match &row[n] {
-                            Value::Null => String::new(),
-                            v => csv_field(&cell(v)),
-                        })
-                        .collect();
-                    writeln!(out, "{}", fields.join(","))?;
-                }
-                ExportFormat::Jsonl => writeln!(out, "{row}")?,
-            }
-        }
-        offset += rows.len();
-        if rows.len() < PAGE {
+        line.clear();
+        if lines.read_line(&mut line).context("reading the export")? == 0 {
             break;
         }
+        let row: Value = serde_json::from_str(&line).context("an exported row is not JSON")?;
+        match args.format {
+            ExportFormat::Csv => {
+                let fields: Vec<String> = names
+                    .iter()
+                    .map(|n| match &row[n] {
+                        Value::Null => String::new(),
+                        v => csv_field(&cell(v)),
+                    })
+                    .collect();
+                writeln!(out, "{}", fields.join(","))?;
+            }
+            ExportFormat::Jsonl => writeln!(out, "{row}")?,
+        }
+        written += 1;
+    }
+    // A body cut short (the server stopped mid-export) must not pass as a whole view.
+    if Some(written) != header["total"].as_u64() {
+        bail!(
+            "the export ended after {written} of {} rows",
+            header["total"]
+        );
     }
     out.flush()?;
     Ok(())

@@ -78,6 +78,10 @@ pub fn router(state: AppState) -> Router {
             get(views::query_view),
         )
         .route(
+            "/v1/pipelines/{pipeline}/views/{view}/export",
+            get(views::export_view),
+        )
+        .route(
             "/v1/pipelines/{pipeline}/views/{view}/subscribe",
             get(views::subscribe),
         )

@@ -1,11 +1,15 @@
-//! Reading views: list them, query one at a consistent frontier, subscribe to changes.
+//! Reading views: list them, query one at a consistent frontier, export one whole
+//! snapshot, subscribe to changes.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
+use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kappa_dataflow::store::{RowFilter, StoreState, ViewContents};
 use kappa_sql::expr::cast;
@@ -108,6 +112,67 @@ pub async fn query_view(
     });
     Ok(Json(body))
 }
+
+/// `GET /v1/pipelines/{p}/views/{v}/export?version=&<column>=<value>`: every
+/// matching row of one snapshot, as JSON lines: a header first (`pipeline`,
+/// `version`, `view`, `columns`, `frontier`, `offsets`, `total`), then one row
+/// object per line, in the view's order. It is one read of the store: paging
+/// through a live view with `offset` instead reads each page at a later frontier,
+/// so rows that move between reads are skipped or repeated.
+pub async fn export_view(
+    State(state): State<AppState>,
+    Path((pipeline, view)): Path<(String, String)>,
+    Query(params): Query<BTreeMap<String, String>>,
+) -> Result<Response, ApiError> {
+    if let Some(paging) = ["limit", "offset"]
+        .iter()
+        .find(|p| params.contains_key(**p))
+    {
+        return Err(ApiError::bad_request(
+            "export_not_paged",
+            format!("an export returns every row of one snapshot: `{paging}` does not apply (filter on columns instead)"),
+        ));
+    }
+    let version = resolve(&state, &pipeline, &params)?;
+    let def = view_def(&version, &view)?;
+    let columns: Vec<Column> = version.plan.view_columns(def).to_vec();
+    let filter = RowFilter::new(filters(&params, &columns)?);
+    let (rows, frontier, offsets) = version.store.read(|s| {
+        let contents = s
+            .view(&def.name)
+            .expect("the store holds every view of its plan");
+        (contents.copy_matching(&filter), s.frontier, offsets_json(s))
+    });
+    let (total, rows) = rows.page(&def.order_by, 0, usize::MAX);
+    let header = json!({
+        "pipeline": pipeline,
+        "version": version.number,
+        "view": def.name,
+        "columns": schema(&columns),
+        "frontier": frontier,
+        "offsets": offsets,
+        "total": total,
+    });
+    // Rows become JSON as the client reads them, a chunk at a time.
+    let mut header = Some(format!("{header}\n"));
+    let mut rows = rows.into_iter();
+    let chunks = std::iter::from_fn(move || {
+        if let Some(header) = header.take() {
+            return Some(header);
+        }
+        let mut chunk = String::new();
+        for row in rows.by_ref().take(EXPORT_CHUNK_ROWS) {
+            chunk.push_str(&row_json(&columns, &row).to_string());
+            chunk.push('\n');
+        }
+        (!chunk.is_empty()).then_some(chunk)
+    });
+    let body = Body::from_stream(tokio_stream::iter(chunks.map(Ok::<_, Infallible>)));
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+}
+
+/// Rows serialized per chunk of an export's body.
+const EXPORT_CHUNK_ROWS: usize = 1024;
 
 /// `GET /v1/pipelines/{p}/views/{v}/subscribe`: server-sent events. First a
 /// `snapshot` event with every row, then one `changes` event per applied batch
