@@ -426,6 +426,8 @@ fn print_read_times(store: &ViewStore, plan: &Plan) -> Result<(), Error> {
             r.label, r.returned, r.view_rows
         );
     }
+    let ((k50, k99), (c50, c99)) = queries::time_status(store, repeat.parse()?);
+    eprintln!("{:<32} every view's rows and fingerprint: {k50:>7.3}/{k99:>7.3} | computed from the rows {c50:>7.3}/{c99:>7.3}", "status");
     Ok(())
 }
 

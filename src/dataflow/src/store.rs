@@ -148,7 +148,7 @@ pub struct ViewContents {
 impl ViewContents {
     /// The number of rows, counting multiplicities.
     pub fn len(&self) -> u64 {
-        self.rows.values().map(|n| *n as u64).sum()
+        self.rows.total().max(0) as u64
     }
 
     /// True when the view has no rows.
@@ -158,12 +158,11 @@ impl ViewContents {
 
     /// An order-independent hash of the contents: equal contents, equal
     /// fingerprints, whatever the history that produced them. Stable across
-    /// processes and versions of kappa with the same row encoding.
+    /// processes and versions of kappa with the same row encoding; kept as rows
+    /// change ([`RowCounts::fingerprint`]), so reading it costs nothing (the status
+    /// endpoint reads it for every view under the store's lock).
     pub fn fingerprint(&self) -> u64 {
-        self.rows.iter().fold(0u64, |acc, (row, count)| {
-            let bytes = serde_json::to_vec(&row).expect("rows serialize");
-            acc.wrapping_add(xxhash_rust::xxh3::xxh3_64(&bytes).wrapping_mul(count as u64))
-        })
+        self.rows.fingerprint()
     }
 
     /// The rows, each repeated by its multiplicity, in no particular order (cheaper
