@@ -14,7 +14,7 @@ use axum::Json;
 use kappa_dataflow::store::{RowFilter, StoreState, ViewContents};
 use kappa_sql::expr::cast;
 use kappa_sql::plan::{Column, ViewDef};
-use kappa_sql::Value;
+use kappa_sql::{Row, Value};
 use serde_json::{json, Map, Value as Json_};
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::{Stream, StreamExt};
@@ -90,16 +90,9 @@ pub async fn query_view(
     }
     let offset = usize_param(&params, "offset")?.unwrap_or(0);
     let filter = RowFilter::new(filters(&params, columns)?);
-    // The matching rows are copied under the store's lock (packed bytes, tested
-    // without unpacking), and ordered and paged after it is released.
-    let (rows, frontier, offsets) = version.store.read(|s| {
-        let contents = s
-            .view(&def.name)
-            .expect("the store holds every view of its plan");
-        (contents.copy_matching(&filter), s.frontier, offsets_json(s))
-    });
-    let (total, page) = rows.page(&def.order_by, offset, limit);
-    let page: Vec<Json_> = page.iter().map(|row| row_json(columns, row)).collect();
+    let read = read_page(&version, def, filter, offset, limit).await?;
+    let (frontier, offsets, total) = (read.frontier, read.offsets, read.total);
+    let page: Vec<Json_> = read.rows.iter().map(|row| row_json(columns, row)).collect();
     let body = json!({
         "pipeline": pipeline,
         "version": version.number,
@@ -137,25 +130,19 @@ pub async fn export_view(
     let def = view_def(&version, &view)?;
     let columns: Vec<Column> = version.plan.view_columns(def).to_vec();
     let filter = RowFilter::new(filters(&params, &columns)?);
-    let (rows, frontier, offsets) = version.store.read(|s| {
-        let contents = s
-            .view(&def.name)
-            .expect("the store holds every view of its plan");
-        (contents.copy_matching(&filter), s.frontier, offsets_json(s))
-    });
-    let (total, rows) = rows.page(&def.order_by, 0, usize::MAX);
+    let read = read_page(&version, def, filter, 0, usize::MAX).await?;
     let header = json!({
         "pipeline": pipeline,
         "version": version.number,
         "view": def.name,
         "columns": schema(&columns),
-        "frontier": frontier,
-        "offsets": offsets,
-        "total": total,
+        "frontier": read.frontier,
+        "offsets": read.offsets,
+        "total": read.total,
     });
     // Rows become JSON as the client reads them, a chunk at a time.
     let mut header = Some(format!("{header}\n"));
-    let mut rows = rows.into_iter();
+    let mut rows = read.rows.into_iter();
     let chunks = std::iter::from_fn(move || {
         if let Some(header) = header.take() {
             return Some(header);
@@ -169,6 +156,47 @@ pub async fn export_view(
     });
     let body = Body::from_stream(tokio_stream::iter(chunks.map(Ok::<_, Infallible>)));
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+}
+
+/// One page of a view's rows that match a filter, as of one frontier.
+struct PageRead {
+    rows: Vec<Row>,
+    /// Matching rows in all pages.
+    total: usize,
+    frontier: u64,
+    offsets: Json_,
+}
+
+/// Reads rows `offset..offset + limit` of `def`'s view that `filter` matches, in the
+/// view's order. The matching rows are copied under the store's lock (packed bytes,
+/// tested without unpacking), and ordered and paged after it is released; all of it
+/// on a blocking thread, since waiting for the lock and ordering a large view take
+/// milliseconds that the server's async threads must not spend.
+async fn read_page(
+    version: &Arc<Version>,
+    def: &ViewDef,
+    filter: RowFilter,
+    offset: usize,
+    limit: usize,
+) -> Result<PageRead, ApiError> {
+    let (version, name, order_by) = (version.clone(), def.name.clone(), def.order_by.clone());
+    tokio::task::spawn_blocking(move || {
+        let (rows, frontier, offsets) = version.store.read(|s| {
+            let contents = s
+                .view(&name)
+                .expect("the store holds every view of its plan");
+            (contents.copy_matching(&filter), s.frontier, offsets_json(s))
+        });
+        let (total, rows) = rows.page(&order_by, offset, limit);
+        PageRead {
+            rows,
+            total,
+            frontier,
+            offsets,
+        }
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))
 }
 
 /// Rows serialized per chunk of an export's body.
