@@ -219,15 +219,22 @@ pub async fn subscribe(
         .position(|v| v.name == def.name)
         .expect("the view belongs to its plan");
     let columns: Arc<Vec<Column>> = Arc::new(version.plan.view_columns(def).to_vec());
-    let ((rows, frontier, offsets), receiver) = version.store.subscribe(|s| {
-        let rows = s.views[view_index].copy_rows();
-        (rows, s.frontier, offsets_json(s))
-    });
-    let rows: Vec<Json_> = rows
-        .iter_rows()
-        .map(|row| row_json(&columns, &row))
-        .collect();
-    let snapshot = json!({ "frontier": frontier, "offsets": offsets, "rows": rows });
+    // As a page read: the lock and the ordering of the snapshot off the async threads.
+    let snapshot_columns = columns.clone();
+    let (snapshot, receiver) = tokio::task::spawn_blocking(move || {
+        let ((rows, frontier, offsets), receiver) = version.store.subscribe(|s| {
+            let rows = s.views[view_index].copy_rows();
+            (rows, s.frontier, offsets_json(s))
+        });
+        let rows: Vec<Json_> = rows
+            .iter_rows()
+            .map(|row| row_json(&snapshot_columns, &row))
+            .collect();
+        let snapshot = json!({ "frontier": frontier, "offsets": offsets, "rows": rows });
+        (snapshot, receiver)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?;
     let first = tokio_stream::once(Ok(Event::default()
         .event("snapshot")
         .data(snapshot.to_string())));
