@@ -252,20 +252,35 @@ impl ViewRows {
     }
 
     /// Page `offset..offset + limit` of the rows in `order_by` order (ties by the
-    /// whole row, so that pages are stable), and how many rows there are in all.
-    /// Only the rows up to the page's end are sorted: a first page of a large view
-    /// costs a selection over its rows, not a sort of all of them.
+    /// whole row, so that pages are stable), and how many rows there are in all
+    /// (counting repeats). Only the distinct rows up to the page's end are sorted: a
+    /// first page of a large view costs a selection over its rows, not a sort of all
+    /// of them; and a row repeated many times (a view without aggregation) is
+    /// repeated only as far as the page reaches.
     pub fn page(&self, order_by: &[SortKey], offset: usize, limit: usize) -> (usize, Vec<Row>) {
-        let mut rows: Vec<Row> = self.iter_unordered().collect();
-        let total = rows.len();
-        let order = |a: &Row, b: &Row| compare_rows(order_by, a, b).then_with(|| a.cmp(b));
+        let mut rows: Vec<(Row, i64)> = self
+            .entries()
+            .map(|(bytes, n)| (unpack_bytes(bytes), n))
+            .collect();
+        let total = rows.iter().map(|(_, n)| (*n).max(0) as usize).sum();
+        let order = |a: &(Row, i64), b: &(Row, i64)| {
+            compare_rows(order_by, &a.0, &b.0).then_with(|| a.0.cmp(&b.0))
+        };
+        // Each distinct row is at least one row, so the page lies within the first
+        // `end` distinct rows.
         let end = offset.saturating_add(limit);
-        if end < total {
+        if end < rows.len() {
             rows.select_nth_unstable_by(end, order);
             rows.truncate(end);
         }
         rows.sort_unstable_by(order);
-        (total, rows.into_iter().skip(offset).collect())
+        let page = rows
+            .into_iter()
+            .flat_map(|(row, n)| std::iter::repeat_n(row, n.max(0) as usize))
+            .skip(offset)
+            .take(limit)
+            .collect();
+        (total, page)
     }
 }
 
@@ -463,7 +478,7 @@ mod tests {
 
         #[test]
         fn a_page_is_that_slice_of_all_rows_in_order(
-            rows in proptest::collection::vec((proptest::collection::vec(small_value(), 2), 1i64..3), 0..40),
+            rows in proptest::collection::vec((proptest::collection::vec(small_value(), 2), 1i64..4), 0..40),
             keys in proptest::collection::vec((0usize..2, proptest::bool::ANY, proptest::bool::ANY), 0..3),
             offset in 0usize..50,
             limit in 0usize..50,
@@ -480,6 +495,24 @@ mod tests {
             let expected: Vec<Row> = all.into_iter().skip(offset).take(limit).collect();
             proptest::prop_assert_eq!(page, expected);
         }
+    }
+
+    #[test]
+    fn a_page_of_a_row_repeated_a_billion_times_holds_only_the_page() {
+        let copy = copy_of(&[
+            (vec![Value::Int(1)], 1_000_000_000),
+            (vec![Value::Int(0)], 2),
+        ]);
+        let (total, page) = copy.page(&[], 1, 3);
+        assert_eq!(total, 1_000_000_002);
+        assert_eq!(
+            page,
+            vec![
+                vec![Value::Int(0)],
+                vec![Value::Int(1)],
+                vec![Value::Int(1)]
+            ]
+        );
     }
 
     #[test]
