@@ -58,16 +58,19 @@ where
     let scope = pairs.inner.scope();
     pairs
         .inner
-        .unary::<CapacityContainerBuilder<Vec<(PackedRow, Time, R)>>, _, _, _>(
+        .unary_frontier::<CapacityContainerBuilder<Vec<(PackedRow, Time, R)>>, _, _, _>(
             pact,
             name,
             move |_capability, info| {
                 let mut size = StateSize::new(scope, &info);
                 let mut first_seen = FirstTimes::default();
                 let mut sums = TimedSums::default();
-                move |input, output| {
+                move |(input, frontier), output| {
+                    // No update still to come is earlier than the input frontier
+                    // (updates in the queue hold it back until they are read).
+                    let floor = frontier.frontier().first().copied().unwrap_or(Time::MAX);
                     input.for_each(|capability, data| {
-                        first_seen.record_all(data, |pair, time, diff| {
+                        first_seen.record_all(data, floor, |pair, time, diff| {
                             sums.add(&capability, time, &key(pair), |sum| add(pair, sum, diff))
                         });
                         data.clear();
@@ -86,7 +89,7 @@ const PREFETCH: usize = 16;
 /// When each distinct pair was first seen, split by hash into graded shards (so that
 /// the table grows a shard at a time: [`crate::graded`]).
 ///
-/// Pairs are kept by fingerprint, not by their bytes: an entry is 24 bytes rather
+/// Pairs are kept by fingerprint, not by their bytes: an entry is 16 bytes rather
 /// than 48, and finding one compares integers rather than rows ([`FirstSeen`]).
 /// Fingerprints may collide; see [`PackedRow::fingerprint`].
 #[derive(Default)]
@@ -104,6 +107,7 @@ impl FirstTimes {
     fn record_all(
         &mut self,
         pairs: &[(PackedRow, Time, Diff)],
+        floor: Time,
         mut counts: impl FnMut(&PackedRow, Time, Diff),
     ) {
         for chunk in pairs.chunks(PREFETCH) {
@@ -121,7 +125,11 @@ impl FirstTimes {
             std::hint::black_box(touched);
             for ((pair, time, diff), (hash, fingerprint)) in chunk.iter().zip(found) {
                 debug_assert!(*diff > 0, "a monotonic collection does not retract");
-                match self.shards.shard_mut(hash).record(fingerprint, *time) {
+                match self
+                    .shards
+                    .shard_mut(hash)
+                    .record(fingerprint, *time, floor.min(*time))
+                {
                     Recorded::New => {
                         self.pairs += 1;
                         counts(pair, *time, 1);
