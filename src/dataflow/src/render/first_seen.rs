@@ -225,6 +225,24 @@ mod tests {
 
     use super::*;
 
+    /// What recording `key` at `time` finds in a map of first times, which it updates.
+    fn model<K: std::hash::Hash + Eq>(
+        first: &mut HashMap<K, Time>,
+        key: K,
+        time: Time,
+    ) -> Recorded {
+        match first.get_mut(&key) {
+            None => {
+                first.insert(key, time);
+                Recorded::New
+            }
+            Some(t) if time < *t => Recorded::Moved {
+                later: std::mem::replace(t, time),
+            },
+            Some(_) => Recorded::Seen,
+        }
+    }
+
     proptest! {
         /// Against a map of first times, over fingerprints that share low bits (long
         /// probe runs) and the empty slot's fingerprint.
@@ -239,15 +257,7 @@ mod tests {
                 // is kept as `(0, 1)`.
                 let fingerprint = Fingerprint(low << 20, high);
                 let key = if (low, high) == (0, 0) { (0, 1) } else { (low << 20, high) };
-                let expected = match first.get_mut(&key) {
-                    None => {
-                        first.insert(key, time);
-                        Recorded::New
-                    }
-                    Some(t) if time < *t => Recorded::Moved { later: std::mem::replace(t, time) },
-                    Some(_) => Recorded::Seen,
-                };
-                prop_assert_eq!(table.record(fingerprint, time, 0), expected);
+                prop_assert_eq!(table.record(fingerprint, time, 0), model(&mut first, key, time));
             }
             prop_assert_eq!(table.len, first.len());
             prop_assert!(2 * table.len <= table.slots.len().max(1));
@@ -267,15 +277,7 @@ mod tests {
                 floor += step;
                 let time = floor + ahead;
                 let fingerprint = Fingerprint(low << 20 | 1, low);
-                let expected = match first.get_mut(&low) {
-                    None => {
-                        first.insert(low, time);
-                        Recorded::New
-                    }
-                    Some(t) if time < *t => Recorded::Moved { later: std::mem::replace(t, time) },
-                    Some(_) => Recorded::Seen,
-                };
-                prop_assert_eq!(table.record(fingerprint, time, floor), expected);
+                prop_assert_eq!(table.record(fingerprint, time, floor), model(&mut first, low, time));
             }
             prop_assert_eq!(table.len, first.len());
         }
