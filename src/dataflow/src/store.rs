@@ -24,7 +24,7 @@ use crate::source::{ReadFailure, SourceProgress};
 
 mod rows;
 
-use rows::{ordered, unordered};
+use rows::{page_of, unordered};
 pub use rows::{RowCounts, RowFilter, ViewRows};
 
 /// Capacity of the broadcast channel feeding live subscribers; a subscriber that
@@ -168,13 +168,15 @@ impl ViewContents {
     /// The rows, each repeated by its multiplicity, in no particular order (cheaper
     /// than [`ViewContents::iter_rows`] when the caller filters or orders them itself).
     pub fn iter_unordered(&self) -> impl Iterator<Item = Row> + '_ {
-        unordered(self.rows.entries().map(|(row, n)| (row.as_bytes(), *n)))
+        unordered(self.rows.encoded())
     }
 
     /// The rows in row order, each repeated by its multiplicity. Sorts: readers pay
     /// for order, so that applying changes need not.
     pub fn iter_rows(&self) -> impl Iterator<Item = Row> {
-        ordered(self.rows.entries().map(|(row, n)| (row.as_bytes(), *n))).into_iter()
+        page_of(self.rows.encoded(), &[], 0, usize::MAX)
+            .1
+            .into_iter()
     }
 
     /// A copy of the rows, still packed, to read once the store's lock is released.

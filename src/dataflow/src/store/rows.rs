@@ -143,6 +143,11 @@ impl RowCounts {
         self.shards.shards().flat_map(|shard| shard.iter())
     }
 
+    /// [`RowCounts::entries`] as encoded bytes with multiplicities.
+    pub(super) fn encoded(&self) -> impl Iterator<Item = (&[u8], i64)> {
+        self.entries().map(|(row, n)| (row.as_bytes(), *n))
+    }
+
     /// Bytes the rows take as stored, estimated from the first `sample` rows: an
     /// entry each, plus the bytes of rows too long to be kept inline.
     pub fn estimated_bytes(&self, sample: usize) -> usize {
@@ -248,39 +253,14 @@ impl ViewRows {
 
     /// As [`ViewContents::iter_rows`].
     pub fn iter_rows(&self) -> impl Iterator<Item = Row> {
-        ordered(self.entries()).into_iter()
+        page_of(self.entries(), &[], 0, usize::MAX).1.into_iter()
     }
 
     /// Page `offset..offset + limit` of the rows in `order_by` order (ties by the
     /// whole row, so that pages are stable), and how many rows there are in all
-    /// (counting repeats). Only the distinct rows up to the page's end are sorted: a
-    /// first page of a large view costs a selection over its rows, not a sort of all
-    /// of them; and a row repeated many times (a view without aggregation) is
-    /// repeated only as far as the page reaches.
+    /// (counting repeats): see [`page_of`].
     pub fn page(&self, order_by: &[SortKey], offset: usize, limit: usize) -> (usize, Vec<Row>) {
-        let mut rows: Vec<(Row, i64)> = self
-            .entries()
-            .map(|(bytes, n)| (unpack_bytes(bytes), n))
-            .collect();
-        let total = rows.iter().map(|(_, n)| (*n).max(0) as usize).sum();
-        let order = |a: &(Row, i64), b: &(Row, i64)| {
-            compare_rows(order_by, &a.0, &b.0).then_with(|| a.0.cmp(&b.0))
-        };
-        // Each distinct row is at least one row, so the page lies within the first
-        // `end` distinct rows.
-        let end = offset.saturating_add(limit);
-        if end < rows.len() {
-            rows.select_nth_unstable_by(end, order);
-            rows.truncate(end);
-        }
-        rows.sort_unstable_by(order);
-        let page = rows
-            .into_iter()
-            .flat_map(|(row, n)| std::iter::repeat_n(row, n.max(0) as usize))
-            .skip(offset)
-            .take(limit)
-            .collect();
-        (total, page)
+        page_of(self.entries(), order_by, offset, limit)
     }
 }
 
@@ -372,13 +352,38 @@ pub(super) fn unordered<'a>(
     entries.flat_map(|(row, n)| std::iter::repeat_n(unpack_bytes(row), n as usize))
 }
 
-/// [`unordered`], in row order.
-pub(super) fn ordered<'a>(entries: impl Iterator<Item = (&'a [u8], i64)>) -> Vec<Row> {
-    let mut rows: Vec<(Row, i64)> = entries.map(|(row, n)| (unpack_bytes(row), n)).collect();
-    rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    rows.into_iter()
-        .flat_map(|(row, n)| std::iter::repeat_n(row, n as usize))
-        .collect()
+/// Rows `offset..offset + limit` of `entries` (encoded rows with multiplicities) in
+/// `order_by` order, ties by the whole row, and how many rows there are in all
+/// (counting repeats). Only the distinct rows up to the page's end are sorted: a
+/// first page of a large view costs a selection over its rows, not a sort of all
+/// of them; and a row repeated many times (a view without aggregation) is repeated
+/// only as far as the page reaches.
+pub(super) fn page_of<'a>(
+    entries: impl Iterator<Item = (&'a [u8], i64)>,
+    order_by: &[SortKey],
+    offset: usize,
+    limit: usize,
+) -> (usize, Vec<Row>) {
+    let mut rows: Vec<(Row, i64)> = entries.map(|(bytes, n)| (unpack_bytes(bytes), n)).collect();
+    let total = rows.iter().map(|(_, n)| (*n).max(0) as usize).sum();
+    let order = |a: &(Row, i64), b: &(Row, i64)| {
+        compare_rows(order_by, &a.0, &b.0).then_with(|| a.0.cmp(&b.0))
+    };
+    // Each distinct row is at least one row, so the page lies within the first
+    // `end` distinct rows.
+    let end = offset.saturating_add(limit);
+    if end < rows.len() {
+        rows.select_nth_unstable_by(end, order);
+        rows.truncate(end);
+    }
+    rows.sort_unstable_by(order);
+    let page = rows
+        .into_iter()
+        .flat_map(|(row, n)| std::iter::repeat_n(row, n.max(0) as usize))
+        .skip(offset)
+        .take(limit)
+        .collect();
+    (total, page)
 }
 
 #[cfg(test)]
