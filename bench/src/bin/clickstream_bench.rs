@@ -12,9 +12,10 @@
 //!
 //! Every measured case runs in its own child process (the harness re-executes itself
 //! with `--case`), so CPU seconds (`getrusage`) and peak RSS (`VmHWM`) are per case.
-//! Cases, for 1M and 4M events: the baseline, kappa with 1 and 2 workers, and two
-//! baselines at once on two threads (what two cores of this host give programs that
-//! share nothing: the yardstick for the 2-worker ratio, printed beside it), back to
+//! Cases, for 1M and 4M events: the baseline, kappa with 1 and 2 workers, two
+//! baselines at once on two threads and two 1-worker kappa dataflows at once (what
+//! two cores of this host give computations that share nothing: the yardsticks for
+//! the 2-worker ratio, printed beside it), back to
 //! back in each of `--rounds` rounds (5; the machine is noisy), the 1- and 2-worker
 //! cases in turn first and second: every ratio is taken within a round and the
 //! targets are judged on its median over the rounds. Then
@@ -133,7 +134,8 @@ fn main() -> Result<(), Error> {
                 load_log(&dir, events, SEED)?;
                 CaseResult::default()
             }
-            "kappa" => run_kappa(&dir, workers)?,
+            "kappa" => run_kappa(&dir, workers, 1)?,
+            "kappa-pair" => run_kappa(&dir, 1, 2)?,
             "latency" => run_latency(
                 &dir,
                 workers,
@@ -203,6 +205,8 @@ fn main() -> Result<(), Error> {
             // yardstick for the 2-worker ratio (bench/README.md, session 12).
             let pair = child(&["--case", "baseline-pair"], dir, "system")?;
             table.add(events, round, BASELINE_PAIR, pair);
+            let pair = child(&["--case", "kappa-pair"], dir, "mimalloc")?;
+            table.add(events, round, KAPPA_PAIR, pair);
             if flag("--alloc-compare") {
                 let result = child(&["--case", "kappa", "--workers", "1"], dir, "system")?;
                 let name = kappa_case(1, ", system allocator");
@@ -376,7 +380,12 @@ fn plan() -> Result<Arc<Plan>, Error> {
     Ok(Arc::new(kappa_sql::compile_file(path)?))
 }
 
-fn run_kappa(dir: &Path, workers: usize) -> Result<CaseResult, Error> {
+/// Runs the pipeline over the whole log as `copies` independent dataflows of
+/// `workers` workers each, at once, over the same log. One copy is the measured
+/// kappa case; two copies of one worker are what two kappa computations that share
+/// nothing get from this host's two cores, the yardstick for two workers of one
+/// dataflow (bench/README.md, session 12).
+fn run_kappa(dir: &Path, workers: usize, copies: usize) -> Result<CaseResult, Error> {
     let plan = plan()?;
     let log = open_log(dir)?;
     let (cpu, started, machine) = (cpu_seconds(), Instant::now(), MachineTicks::now());
@@ -384,18 +393,28 @@ fn run_kappa(dir: &Path, workers: usize) -> Result<CaseResult, Error> {
     config.source.bounded = true;
     config.write_outputs = false;
     tune_source(&mut config.source)?;
-    let running = start(plan.clone(), log.clone(), config)?;
-    let store = running.store().clone();
-    running.join()?;
-    print_operator_times(&store);
-    print_read_times(&store, &plan)?;
+    let running = (0..copies)
+        .map(|_| start(plan.clone(), log.clone(), config.clone()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let stores: Vec<_> = running.iter().map(|r| r.store().clone()).collect();
+    for pipeline in running {
+        pipeline.join()?;
+    }
+    let (wall_secs, cpu_secs) = (started.elapsed().as_secs_f64(), cpu_seconds() - cpu);
+    let steal = machine.and_then(|m| m.steal_since());
+    let answers: Vec<Answers> = stores.iter().map(|s| s.read(Answers::from_store)).collect();
+    if answers.windows(2).any(|pair| pair[0] != pair[1]) {
+        return Err("the copies' answers differ".into());
+    }
+    print_operator_times(&stores[0]);
+    print_read_times(&stores[0], &plan)?;
     Ok(CaseResult {
-        wall_secs: started.elapsed().as_secs_f64(),
-        cpu_secs: cpu_seconds() - cpu,
-        events: total_records(log.as_ref())?,
+        wall_secs,
+        cpu_secs,
+        events: copies * total_records(log.as_ref())?,
         peak_rss: peak_rss_bytes(),
-        answers: Some(store.read(Answers::from_store)),
-        steal: machine.and_then(|m| m.steal_since()),
+        answers: answers.into_iter().next(),
+        steal,
         ..CaseResult::default()
     })
 }
@@ -663,6 +682,7 @@ fn run_latency(
 
 const BASELINE: &str = "baseline (plain Rust, 1 thread)";
 const BASELINE_PAIR: &str = "2 baselines at once (2 threads)";
+const KAPPA_PAIR: &str = "2 kappa 1-worker dataflows at once";
 
 /// One measured case.
 struct Case {
@@ -810,6 +830,12 @@ impl Table {
             judge(
                 format!("{n}: 2 baselines at once ÷ 1 (2.0 = two whole cores)"),
                 self.over_rounds(|r| Some(pair(r)? / base(r)?.events_per_sec())),
+                |_| None,
+            );
+            let kappa_pair = |r| Some(self.find(n, KAPPA_PAIR, r)?.events_per_sec());
+            judge(
+                format!("{n}: 2 kappa dataflows at once ÷ 1 worker"),
+                self.over_rounds(|r| Some(kappa_pair(r)? / tput(n, 1, r)?)),
                 |_| None,
             );
             for w in [1, 2] {
