@@ -136,6 +136,55 @@ pub fn run_query(_ctx: &Context, args: QueryArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Writes an export's JSON lines (a header, then one row per line) as `format`;
+/// returns the rows written. A body cut short (the server stopped mid-export) is an
+/// error, not a smaller view: the header says how many rows there are.
+fn write_export(
+    mut lines: impl BufRead,
+    format: ExportFormat,
+    out: &mut dyn Write,
+) -> anyhow::Result<u64> {
+    let mut line = String::new();
+    lines
+        .read_line(&mut line)
+        .context("reading the export's header")?;
+    let header: Value = serde_json::from_str(&line).context("the export's header is not JSON")?;
+    let names = column_names(&header);
+    if let ExportFormat::Csv = format {
+        let fields: Vec<String> = names.iter().map(|n| csv_field(n)).collect();
+        writeln!(out, "{}", fields.join(","))?;
+    }
+    let mut written = 0u64;
+    loop {
+        line.clear();
+        if lines.read_line(&mut line).context("reading the export")? == 0 {
+            break;
+        }
+        let row: Value = serde_json::from_str(&line).context("an exported row is not JSON")?;
+        match format {
+            ExportFormat::Csv => {
+                let fields: Vec<String> = names
+                    .iter()
+                    .map(|n| match &row[n] {
+                        Value::Null => String::new(),
+                        v => csv_field(&cell(v)),
+                    })
+                    .collect();
+                writeln!(out, "{}", fields.join(","))?;
+            }
+            ExportFormat::Jsonl => writeln!(out, "{row}")?,
+        }
+        written += 1;
+    }
+    if Some(written) != header["total"].as_u64() {
+        bail!(
+            "the export ended after {written} of {} rows",
+            header["total"]
+        );
+    }
+    Ok(written)
+}
+
 fn csv_field(text: &str) -> String {
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
@@ -155,49 +204,38 @@ pub fn run_export(_ctx: &Context, args: ExportArgs) -> anyhow::Result<()> {
     };
     let view = &args.view;
     let query = view_query(view)?;
-    let mut lines = view.server.get_lines(
+    let lines = view.server.get_lines(
         &format!("/v1/pipelines/{}/views/{}/export", view.pipeline, view.view),
         &query,
     )?;
-    let mut line = String::new();
-    lines
-        .read_line(&mut line)
-        .context("reading the export's header")?;
-    let header: Value = serde_json::from_str(&line).context("the export's header is not JSON")?;
-    let names = column_names(&header);
-    if let ExportFormat::Csv = args.format {
-        let fields: Vec<String> = names.iter().map(|n| csv_field(n)).collect();
-        writeln!(out, "{}", fields.join(","))?;
-    }
-    let mut written = 0u64;
-    loop {
-        line.clear();
-        if lines.read_line(&mut line).context("reading the export")? == 0 {
-            break;
-        }
-        let row: Value = serde_json::from_str(&line).context("an exported row is not JSON")?;
-        match args.format {
-            ExportFormat::Csv => {
-                let fields: Vec<String> = names
-                    .iter()
-                    .map(|n| match &row[n] {
-                        Value::Null => String::new(),
-                        v => csv_field(&cell(v)),
-                    })
-                    .collect();
-                writeln!(out, "{}", fields.join(","))?;
-            }
-            ExportFormat::Jsonl => writeln!(out, "{row}")?,
-        }
-        written += 1;
-    }
-    // A body cut short (the server stopped mid-export) must not pass as a whole view.
-    if Some(written) != header["total"].as_u64() {
-        bail!(
-            "the export ended after {written} of {} rows",
-            header["total"]
-        );
-    }
+    write_export(lines, args.format, &mut out)?;
     out.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = r#"{"columns":[{"name":"user"},{"name":"revenue"}],"total":2}"#;
+
+    #[test]
+    fn an_export_is_written_as_csv_with_nulls_empty() {
+        let body = format!("{HEADER}\n{{\"user\":\"u1\",\"revenue\":2.5}}\n{{\"user\":\"u,2\",\"revenue\":null}}\n");
+        let mut out = Vec::new();
+        let written = write_export(body.as_bytes(), ExportFormat::Csv, &mut out).unwrap();
+        assert_eq!(written, 2);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "user,revenue\nu1,2.5\n\"u,2\",\n"
+        );
+    }
+
+    #[test]
+    fn an_export_cut_short_is_an_error() {
+        let body = format!("{HEADER}\n{{\"user\":\"u1\",\"revenue\":2.5}}\n");
+        let error =
+            write_export(body.as_bytes(), ExportFormat::Jsonl, &mut Vec::new()).unwrap_err();
+        assert!(error.to_string().contains("after 1 of 2 rows"), "{error}");
+    }
 }
