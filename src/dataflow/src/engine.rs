@@ -227,7 +227,7 @@ impl Engine {
         source: SourceConfig,
         throttled: bool,
     ) -> Arc<ViewStore> {
-        let store = Arc::new(ViewStore::new(plan.views.iter().map(|v| v.name.clone())));
+        let store = Arc::new(ViewStore::for_plan(plan));
         self.stores
             .lock()
             .expect("stores lock")

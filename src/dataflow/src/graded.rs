@@ -81,6 +81,14 @@ impl<T: Default> Default for Graded<T> {
 }
 
 impl<T: Shard> Graded<T> {
+    /// Splits the table into graded shards if it is one table holding at least
+    /// [`SPLIT_AT`] entries (`entries`, as the caller counts them).
+    pub(crate) fn split_at_size(&mut self, entries: usize) {
+        self.split_at_size_with(entries, |whole, into, shards| whole.split(into, shards));
+    }
+}
+
+impl<T: Default> Graded<T> {
     /// One table, until [`Graded::split_at_size`] finds it large.
     pub(crate) fn unsplit() -> Self {
         Graded {
@@ -89,16 +97,21 @@ impl<T: Shard> Graded<T> {
         }
     }
 
-    /// Splits the table into graded shards if it is one table holding at least
-    /// [`SPLIT_AT`] entries (`entries`, as the caller counts them).
-    pub(crate) fn split_at_size(&mut self, entries: usize) {
+    /// [`Graded::split_at_size`] for tables whose entries' hashes only their owner
+    /// knows how to compute: `split` moves every entry of the one table into the
+    /// shard that the function it is given picks by the entry's hash.
+    pub(crate) fn split_at_size_with(
+        &mut self,
+        entries: usize,
+        split: impl FnOnce(T, &dyn Fn(u64) -> usize, &mut [T]),
+    ) {
         if self.shards.len() > 1 || entries < SPLIT_AT {
             return;
         }
         let whole = self.shards.pop().expect("one table");
         self.shards = (0..SHARDS).map(|_| T::default()).collect();
         let table = self.table;
-        whole.split(|hash| shard_index(table, hash), &mut self.shards);
+        split(whole, &|hash| shard_index(table, hash), &mut self.shards);
     }
 }
 

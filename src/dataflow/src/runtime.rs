@@ -127,7 +127,7 @@ pub fn start(
     for source in &plan.sources {
         log.partition_count(&source.topic)?;
     }
-    let store = Arc::new(ViewStore::new(plan.views.iter().map(|v| v.name.clone())));
+    let store = Arc::new(ViewStore::for_plan(&plan));
     let writer = if config.write_outputs {
         Some(spawn_output_writer(
             &plan,

@@ -22,6 +22,7 @@ use crate::metrics::StoreMetrics;
 use crate::render::PackedRow;
 use crate::source::{ReadFailure, SourceProgress};
 
+mod placement;
 mod rows;
 
 use rows::{page_of, unordered};
@@ -185,13 +186,13 @@ impl ViewContents {
     }
 
     /// The rows `filter` matches, copied as [`Self::copy_rows`] copies them all:
-    /// each row is tested as bytes and only a match is copied.
+    /// found by their key's hash when the filter fixes the view's whole key, else
+    /// each row is tested as bytes; only a match is copied.
     pub fn copy_matching(&self, filter: &RowFilter) -> ViewRows {
         if filter.is_empty() {
             return self.copy_rows();
         }
-        let matching = self.rows.entries().filter(|(row, _)| filter.matches(row));
-        ViewRows::copy(matching)
+        ViewRows::copy(self.rows.matching(filter))
     }
 }
 
@@ -288,13 +289,23 @@ impl Activity {
 }
 
 impl ViewStore {
-    /// An empty store for views with these names.
+    /// An empty store for views with these names, none of them keyed.
     pub fn new(view_names: impl IntoIterator<Item = String>) -> Self {
-        let views = view_names
+        Self::with_views(view_names.into_iter().map(|name| (name, Vec::new())))
+    }
+
+    /// An empty store for a plan's views, each keyed by its key (so that lookups by
+    /// the whole key are probes: [`RowCounts::keyed`]).
+    pub fn for_plan(plan: &kappa_sql::plan::Plan) -> Self {
+        Self::with_views(plan.views.iter().map(|v| (v.name.clone(), v.key.clone())))
+    }
+
+    fn with_views(views: impl IntoIterator<Item = (String, Vec<usize>)>) -> Self {
+        let views = views
             .into_iter()
-            .map(|name| ViewContents {
+            .map(|(name, key)| ViewContents {
                 name,
-                rows: RowCounts::default(),
+                rows: RowCounts::keyed(&key),
             })
             .collect();
         ViewStore {
@@ -486,13 +497,13 @@ fn apply_unconsolidated(
 ) {
     let mut went_negative = Vec::new();
     for (view, row, diff) in updates {
-        let hash = row.hash_code();
-        if views[view].rows.add_packed(row, diff as i64) < 0 {
-            went_negative.push((view, hash));
+        let (count, place) = views[view].rows.add_packed(row, diff as i64);
+        if count < 0 {
+            went_negative.push((view, place));
         }
     }
-    for (view, hash) in went_negative {
-        if let Some((row, count)) = views[view].rows.negative(hash) {
+    for (view, place) in went_negative {
+        if let Some((row, count)) = views[view].rows.negative(place) {
             report_negative(view, row, *count);
         }
     }

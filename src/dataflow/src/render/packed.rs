@@ -120,17 +120,23 @@ impl PackedRow {
         (Self::from_slice(&self.bytes[..cut]), last)
     }
 
-    /// The row's first `width` values, packed, without decoding them.
-    ///
-    /// # Panics
-    /// When the row has fewer than `width` values.
+    /// The row's first `width` values (all of them when it has fewer), packed,
+    /// without decoding them.
     pub(crate) fn prefix(&self, width: usize) -> PackedRow {
+        Self::from_slice(&self.bytes[..self.leading_len(width)])
+    }
+
+    /// How many of the row's bytes encode its first `width` values (all of them
+    /// when the row has fewer).
+    pub(crate) fn leading_len(&self, width: usize) -> usize {
         let mut rest: &[u8] = &self.bytes;
         for _ in 0..width {
+            if rest.is_empty() {
+                break;
+            }
             skip(&mut rest);
         }
-        let cut = self.bytes.len() - rest.len();
-        Self::from_slice(&self.bytes[..cut])
+        self.bytes.len() - rest.len()
     }
 
     /// Bytes held outside the row itself (0 for rows kept inline).

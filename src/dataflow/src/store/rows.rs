@@ -5,7 +5,8 @@
 use kappa_sql::plan::{compare_rows, SortKey};
 use kappa_sql::{Row, Value};
 
-use crate::graded::{Graded, Shard};
+use super::placement::Placement;
+use crate::graded::Graded;
 use crate::render::{unpack_bytes, PackedRow};
 
 /// Rows with their multiplicities, kept packed ([`PackedRow`]: the row's values
@@ -26,8 +27,13 @@ use crate::render::{unpack_bytes, PackedRow};
 /// events/s) took the store's thread ~20 ms of copying and page faults, and the
 /// appends waiting on that batch saw p99-sized latencies. So the rows, once many,
 /// are split into graded shards ([`crate::graded`]) that double one at a time.
+///
+/// A keyed view's rows are placed by their key's hash ([`Placement`]), so that a
+/// read fixing the whole key probes one bucket ([`RowCounts::matching`]); applying a
+/// change then hashes the row's key once more (a few bytes).
 pub struct RowCounts {
     shards: Graded<hashbrown::HashTable<(PackedRow, i64)>>,
+    placement: Placement,
     /// Distinct rows over all shards.
     len: usize,
     /// The sum of the multiplicities.
@@ -41,18 +47,10 @@ impl Default for RowCounts {
     fn default() -> Self {
         RowCounts {
             shards: Graded::unsplit(),
+            placement: Placement::Row,
             len: 0,
             total: 0,
             fingerprint: 0,
-        }
-    }
-}
-
-impl Shard for hashbrown::HashTable<(PackedRow, i64)> {
-    fn split(self, mut into: impl FnMut(u64) -> usize, shards: &mut [Self]) {
-        for entry in self {
-            let hash = entry.0.hash_code();
-            shards[into(hash)].insert_unique(hash, entry, |(row, _)| row.hash_code());
         }
     }
 }
@@ -64,38 +62,56 @@ impl std::fmt::Debug for RowCounts {
 }
 
 impl RowCounts {
+    /// Rows of a view whose key is `key` (its columns; none for a view without a
+    /// key), placed by the key's hash.
+    pub fn keyed(key: &[usize]) -> Self {
+        RowCounts {
+            placement: Placement::by_key(key),
+            ..RowCounts::default()
+        }
+    }
+
     /// Adds `diff` to `row`'s multiplicity; a row whose multiplicity becomes zero
     /// is removed. Returns the new multiplicity.
     pub fn add(&mut self, row: &Row, diff: i64) -> i64 {
-        self.add_packed(PackedRow::pack(row), diff)
+        self.add_packed(PackedRow::pack(row), diff).0
     }
 
-    /// [`RowCounts::add`] for a packed row, moved in when it is new.
-    pub(crate) fn add_packed(&mut self, row: PackedRow, diff: i64) -> i64 {
-        self.add_with(row, diff, |row| row)
+    /// [`RowCounts::add`] for a packed row, moved in when it is new. Returns the
+    /// new multiplicity and the hash the row is placed by (for
+    /// [`RowCounts::negative`]).
+    pub(crate) fn add_packed(&mut self, row: PackedRow, diff: i64) -> (i64, u64) {
+        let place = self.placement.of(&row);
+        (self.add_placed(row, place, diff, |row| row), place)
     }
 
     /// [`RowCounts::add`] for a packed row, cloned when it is new.
     pub(super) fn add_packed_ref(&mut self, row: &PackedRow, diff: i64) -> i64 {
-        self.add_with(row, diff, PackedRow::clone)
+        let place = self.placement.of(row);
+        self.add_placed(row, place, diff, PackedRow::clone)
     }
 
-    /// Adds `diff` to the multiplicity of `row`, storing `own(row)` when the row is
-    /// new. Rows are found by the hash they carry and compared as bytes.
-    fn add_with<R: std::borrow::Borrow<PackedRow>>(
+    /// Adds `diff` to the multiplicity of `row`, placed by `place`, storing
+    /// `own(row)` when the row is new. Rows are compared as bytes (and the hashes
+    /// they carry).
+    fn add_placed<R: std::borrow::Borrow<PackedRow>>(
         &mut self,
         row: R,
+        place: u64,
         diff: i64,
         own: impl FnOnce(R) -> PackedRow,
     ) -> i64 {
-        let hash = row.borrow().hash_code();
         self.total += diff;
         // `diff as u64` wraps a negative diff: the product is then -hash × |diff|.
+        // The row's own hash, not its placement: rows sharing a key differ here.
         self.fingerprint = self
             .fingerprint
-            .wrapping_add(hash.wrapping_mul(diff as u64));
-        let shard = self.shards.shard_mut(hash);
-        let found = shard.find_entry(hash, |(r, _)| r == row.borrow());
+            .wrapping_add(row.borrow().hash_code().wrapping_mul(diff as u64));
+        let RowCounts {
+            shards, placement, ..
+        } = self;
+        let shard = shards.shard_mut(place);
+        let found = shard.find_entry(place, |(r, _)| r == row.borrow());
         match found {
             Ok(mut entry) => {
                 entry.get_mut().1 += diff;
@@ -108,19 +124,47 @@ impl RowCounts {
             }
             Err(_) if diff == 0 => 0,
             Err(_) => {
-                shard.insert_unique(hash, (own(row), diff), |(r, _)| r.hash_code());
+                shard.insert_unique(place, (own(row), diff), |(r, _)| placement.of(r));
                 self.len += 1;
-                self.shards.split_at_size(self.len);
+                let placement = &self.placement;
+                self.shards
+                    .split_at_size_with(self.len, |whole, into, shards| {
+                        for entry in whole {
+                            let place = placement.of(&entry.0);
+                            shards[into(place)]
+                                .insert_unique(place, entry, |(r, _)| placement.of(r));
+                        }
+                    });
                 diff
             }
         }
     }
 
-    /// An entry of hash `hash` whose multiplicity is negative, if any.
-    pub(super) fn negative(&self, hash: u64) -> Option<&(PackedRow, i64)> {
+    /// An entry placed by `place` whose multiplicity is negative, if any.
+    pub(super) fn negative(&self, place: u64) -> Option<&(PackedRow, i64)> {
         self.shards
-            .shard(hash)
-            .find(hash, |(r, n)| r.hash_code() == hash && *n < 0)
+            .shard(place)
+            .find(place, |(r, n)| *n < 0 && self.placement.of(r) == place)
+    }
+
+    /// The entries `filter` matches: by one probe of the key's hash when the
+    /// filter fixes every column of the view's key, else by testing every row.
+    pub(super) fn matching<'a>(
+        &'a self,
+        filter: &'a RowFilter,
+    ) -> Box<dyn Iterator<Item = &'a (PackedRow, i64)> + 'a> {
+        if filter.contradictory {
+            return Box::new(std::iter::empty());
+        }
+        match self.placement.of_key(|column| filter.fixed(column)) {
+            Some(place) => Box::new(
+                self.shards
+                    .shard(place)
+                    .iter_hash(place)
+                    .filter(|(row, _)| filter.matches(row)),
+            ),
+            None => Box::new(self.entries().filter(|(row, _)| filter.matches(row))),
+        }
     }
 
     /// Each distinct row with its multiplicity, in no order (rows are unpacked as
@@ -275,10 +319,12 @@ impl ViewRows {
 /// values. Testing a row value by value took longer than copying it.
 #[derive(Debug, Clone, Default)]
 pub struct RowFilter {
-    /// The wanted values of columns `0..k`, encoded back to back.
+    /// `(column, the wanted value's encoding)`, by column.
+    equal: Vec<(usize, PackedRow)>,
+    /// How many of `equal` are on columns `0..leading`.
+    leading: usize,
+    /// The wanted values of those columns, encoded back to back.
     prefix: Vec<u8>,
-    /// `(column, the value's encoding)` of the other filters, by column.
-    others: Vec<(usize, PackedRow)>,
     /// Two filters want different values of one column: nothing matches.
     contradictory: bool,
 }
@@ -304,22 +350,28 @@ impl RowFilter {
             .enumerate()
             .take_while(|(i, (c, _))| i == c)
             .count();
-        let others = equal.split_off(leading);
-        let prefix = equal
+        let prefix = equal[..leading]
             .iter()
             .flat_map(|(_, v)| v.as_bytes())
             .copied()
             .collect();
         RowFilter {
+            equal,
+            leading,
             prefix,
-            others,
             contradictory,
         }
     }
 
     /// True when the filter passes every row.
     pub fn is_empty(&self) -> bool {
-        self.prefix.is_empty() && self.others.is_empty() && !self.contradictory
+        self.equal.is_empty()
+    }
+
+    /// The encoding of the value wanted in `column`, if the filter fixes it.
+    fn fixed(&self, column: usize) -> Option<&[u8]> {
+        let at = self.equal.binary_search_by_key(&column, |(c, _)| *c).ok()?;
+        Some(self.equal[at].1.as_bytes())
     }
 
     /// Whether `row` passes every filter; a filter on a column the row does not
@@ -328,7 +380,7 @@ impl RowFilter {
         if self.contradictory || !row.as_bytes().starts_with(&self.prefix) {
             return false;
         }
-        let mut wanted = self.others.iter().peekable();
+        let mut wanted = self.equal[self.leading..].iter().peekable();
         for (column, encoded) in row.encoded_values().enumerate() {
             let Some((c, value)) = wanted.peek() else {
                 return true;
@@ -500,6 +552,90 @@ mod tests {
             let expected: Vec<Row> = all.into_iter().skip(offset).take(limit).collect();
             proptest::prop_assert_eq!(page, expected);
         }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_keyed_view_holds_and_finds_what_an_unkeyed_one_does(
+            updates in proptest::collection::vec((proptest::collection::vec(small_value(), 3), -1i64..3), 0..60),
+            key_mask in 0u8..8,
+            probe_row in 0usize..60,
+            extra in proptest::collection::vec((0usize..3, small_value()), 0..2),
+        ) {
+            let key: Vec<usize> = (0..3).filter(|c| key_mask & (1 << c) != 0).collect();
+            let (mut keyed, mut plain) = (RowCounts::keyed(&key), RowCounts::default());
+            for (row, diff) in &updates {
+                proptest::prop_assert_eq!(keyed.add(row, *diff), plain.add(row, *diff));
+            }
+            proptest::prop_assert_eq!(keyed.len(), plain.len());
+            proptest::prop_assert_eq!(keyed.total(), plain.total());
+            proptest::prop_assert_eq!(keyed.fingerprint(), plain.fingerprint());
+            let sorted = |counts: &RowCounts| {
+                let mut rows: Vec<(Row, i64)> = counts.iter().collect();
+                rows.sort();
+                rows
+            };
+            proptest::prop_assert_eq!(sorted(&keyed), sorted(&plain));
+            // A filter fixing the key of some row (a probe when the view is keyed),
+            // and maybe more columns.
+            let fixed = updates.get(probe_row).map(|(row, _)| row.clone()).unwrap_or_default();
+            let mut filters: Vec<(usize, Value)> = key
+                .iter()
+                .filter_map(|&c| fixed.get(c).map(|v| (c, v.clone())))
+                .collect();
+            filters.extend(extra);
+            let filter = RowFilter::new(filters);
+            // (Multiplicities may be negative here: rows are compared with them.)
+            let found = |counts: &RowCounts| {
+                let mut rows: Vec<(Row, i64)> =
+                    counts.matching(&filter).map(|(row, n)| (row.unpack(), *n)).collect();
+                rows.sort();
+                rows
+            };
+            let expected = found(&plain);
+            let all = sorted(&plain);
+            let wanted: Vec<&(Row, i64)> =
+                all.iter().filter(|(row, _)| filter.matches(&PackedRow::pack(row))).collect();
+            proptest::prop_assert_eq!(expected.iter().collect::<Vec<_>>(), wanted);
+            proptest::prop_assert_eq!(found(&keyed), expected);
+        }
+    }
+
+    #[test]
+    fn a_keyed_view_finds_a_row_by_its_key_after_splitting_into_shards() {
+        let row = |i: i64| {
+            vec![
+                Value::Int(i % 7),
+                Value::Int(1),
+                Value::text(&format!("page {i}")),
+            ]
+        };
+        let mut counts = RowCounts::keyed(&[2, 0]);
+        let rows = crate::graded::SPLIT_AT as i64 + 5_000;
+        for i in 0..rows {
+            counts.add(&row(i), 1);
+        }
+        assert!(counts.shards.is_split());
+        for i in [0, 1, rows / 2, rows - 1] {
+            let filter = RowFilter::new([
+                (2, Value::text(&format!("page {i}"))),
+                (0, Value::Int(i % 7)),
+            ]);
+            let found: Vec<&(PackedRow, i64)> = counts.matching(&filter).collect();
+            assert_eq!(found.len(), 1);
+            assert_eq!(found[0].0.unpack(), row(i));
+            // The key is looked up, not searched for: only its bucket is read.
+            assert_eq!(
+                counts.placement.of(&found[0].0),
+                counts.placement.of(&PackedRow::pack(&row(i)))
+            );
+        }
+        let wrong_key = RowFilter::new([(2, Value::text("page 3")), (0, Value::Int(4))]);
+        assert_eq!(counts.matching(&wrong_key).count(), 0);
+        for i in 0..rows {
+            assert_eq!(counts.add(&row(i), -1), 0);
+        }
+        assert!(counts.is_empty());
     }
 
     #[test]
