@@ -56,9 +56,13 @@ struct Slot {
 /// First times by fingerprint, open-addressed with linear probing.
 ///
 /// Times are kept relative to a base, in 32 bits: ~49 days of logical time. The
-/// base is the input frontier when the table starts; when a time lies too far past
-/// it, the base moves up to the frontier (at most once per 2^31 ms of progress),
-/// and times before the new base are clamped to it. That loses nothing: no update
+/// base starts half that range before the first pair's time (or at the input
+/// frontier, if that is later): not at the frontier alone, which, while another
+/// worker's source has not yet started, is still the dataflow's first time, 0,
+/// ~1.7e12 ms before any wall-clock time, so that every pair overflowed into the side
+/// map until the frontier moved. When a time lies too far past the base, the base
+/// moves up to the frontier (at most once per 2^31 ms of progress), and times
+/// before the new base are clamped to it. That loses nothing: no update
 /// still to come is earlier than the frontier, so a pair first seen before it can
 /// only be seen again, never moved earlier. A time that still does not fit (the
 /// frontier ~49 days behind the data) is kept whole in a side map.
@@ -101,7 +105,9 @@ impl FirstSeen {
             EMPTY => ZERO_STANDIN,
             key => key,
         };
-        let base = *self.base.get_or_insert(floor);
+        let base = *self
+            .base
+            .get_or_insert(floor.max(time.saturating_sub(self.range / 2)));
         if time.saturating_sub(base) >= self.range && floor.saturating_sub(base) >= self.range / 2 {
             self.rebase(floor);
         }
@@ -128,15 +134,19 @@ impl FirstSeen {
     /// with the time in the side map.
     fn relative(&mut self, key: Key, time: Time) -> u32 {
         let base = self.base.expect("a base once a pair is recorded");
-        let offset = time.saturating_sub(base);
-        if offset < self.range {
-            if !self.overflow.is_empty() {
-                self.overflow.remove(&key);
+        // A time before the base (and after the frontier: one that may not be
+        // clamped) is kept whole too.
+        match time.checked_sub(base) {
+            Some(offset) if offset < self.range => {
+                if !self.overflow.is_empty() {
+                    self.overflow.remove(&key);
+                }
+                offset as u32
             }
-            offset as u32
-        } else {
-            self.overflow.insert(key, time);
-            OVERFLOW
+            _ => {
+                self.overflow.insert(key, time);
+                OVERFLOW
+            }
         }
     }
 
@@ -265,22 +275,42 @@ mod tests {
 
         /// With times kept in a range of 8 past the base, so that the base moves
         /// and times overflow into the side map, as the frontier advances: still as
-        /// a map of first times, for every time at or after the frontier.
+        /// a map of first times, for every time at or after the frontier; also when
+        /// the frontier starts far behind the times (at 0, as a dataflow's does)
+        /// and then catches up.
         #[test]
         fn keeps_first_times_exactly_while_the_base_moves(
             records in prop::collection::vec((0u64..30, 0u64..3, 0u64..20), 0..300),
+            frontier_starts_at_zero in any::<bool>(),
         ) {
             let mut table = FirstSeen { range: 8, ..FirstSeen::default() };
             let mut first: HashMap<u64, Time> = HashMap::new();
             let mut floor = 100;
-            for (low, step, ahead) in records {
+            for (i, (low, step, ahead)) in records.into_iter().enumerate() {
                 floor += step;
                 let time = floor + ahead;
+                let floor = if frontier_starts_at_zero && i < 20 { 0 } else { floor };
                 let fingerprint = Fingerprint(low << 20 | 1, low);
                 prop_assert_eq!(table.record(fingerprint, time, floor), model(&mut first, low, time));
             }
             prop_assert_eq!(table.len, first.len());
         }
+    }
+
+    #[test]
+    fn pairs_at_wall_clock_times_fit_in_slots_while_the_frontier_is_still_zero() {
+        let mut table = FirstSeen::default();
+        let now = 1_763_900_000_000;
+        for i in 0..1000u64 {
+            let fingerprint = Fingerprint(i.wrapping_mul(0x9e37_79b9_7f4a_7c15), i);
+            assert_eq!(table.record(fingerprint, now + i % 50, 0), Recorded::New);
+        }
+        assert!(table.overflow.is_empty(), "no pair's time overflowed");
+        let again = Fingerprint(7u64.wrapping_mul(0x9e37_79b9_7f4a_7c15), 7);
+        assert_eq!(
+            table.record(again, now + 1, 0),
+            Recorded::Moved { later: now + 7 }
+        );
     }
 
     #[test]
