@@ -337,9 +337,50 @@ fn kappa_run_serves_the_oracle_views_and_stops_on_sigterm() {
     let mut want_rows = oracle_rows(&plan, &want, "page_distinct_users");
     want_rows.sort_by_key(|r| r.to_string());
     assert_eq!(snapshot_rows, want_rows);
+    // A subscription to one key: its snapshot is that key's row, and it is sent
+    // changes to that key only.
+    let subscribe_to = |query: &str| {
+        server
+            .http
+            .get(format!(
+                "{}/v1/pipelines/clickstream/views/page_distinct_users/subscribe?{query}",
+                server.base
+            ))
+            .send()
+            .expect("subscribe")
+    };
+    let known_page = want_rows[0]["page"].as_str().unwrap().to_string();
+    let one_page = subscribe_to(&format!("page={known_page}"));
+    let (_, one_snapshot) = next_event(&mut BufReader::new(one_page).lines(), |event, _| {
+        event == "snapshot"
+    });
+    assert_eq!(one_snapshot["rows"], json!([want_rows[0]]));
+    let new_page = subscribe_to("page=/new");
+    assert_eq!(new_page.status().as_u16(), 200);
+    let mut new_page_events = BufReader::new(new_page).lines();
+    let (_, empty) = next_event(&mut new_page_events, |event, _| event == "snapshot");
+    assert_eq!(empty["rows"], json!([]));
+    for (query, code) in [
+        ("limit=1", "subscription_not_paged"),
+        ("nope=1", "unknown_column"),
+    ] {
+        let refused = subscribe_to(query);
+        assert_eq!(refused.status().as_u16(), 400, "{query}");
+        let body: Value = refused.json().unwrap();
+        assert_eq!(body["error_code"], code, "{query}");
+    }
+    // Another page's event first, in the same append: a subscription to `/new`
+    // must not be sent its change.
+    let other = json!({"ts": BASE_TS + 60_000, "user": "u9", "page": "/other", "action": "view"});
     let extra = json!({"ts": BASE_TS + 60_000, "user": "u9", "page": "/new", "action": "view"});
-    let (status, body) = server.ingest("clicks", &[extra.to_string()]);
+    let (status, body) = server.ingest("clicks", &[other.to_string(), extra.to_string()]);
     assert_eq!(status, 200, "{body}");
+    let (_, first_change) = next_event(&mut new_page_events, |event, _| event == "changes");
+    assert_eq!(
+        first_change["changes"],
+        json!([{"row": {"page": "/new", "users": 1}, "diff": 1}])
+    );
+    drop(new_page_events);
     let (_, change) = next_event(&mut events, |event, data| {
         event == "changes"
             && data["changes"]
@@ -500,7 +541,8 @@ fn kappa_run_serves_the_oracle_views_and_stops_on_sigterm() {
         (0..PARTITIONS)
             .map(|p| log.end_offset("clicks", p).unwrap())
             .sum::<u64>(),
-        lines.len() as u64 + 1
+        lines.len() as u64 + 2,
+        "the clicks loaded, and the two appended while subscribed"
     );
 }
 

@@ -57,11 +57,17 @@ impl ChangeBatch {
             .map(|(view, row, diff)| (*view, row.unpack(), *diff))
     }
 
-    /// The changes of view `view` alone, as [`ChangeBatch::changes`] gives them.
-    pub fn changes_of(&self, view: usize) -> impl Iterator<Item = (Row, i64)> + '_ {
+    /// The changes of view `view` alone to rows that `filter` matches, as
+    /// [`ChangeBatch::changes`] gives them (rows are tested packed, and only those
+    /// that match are unpacked).
+    pub fn changes_of<'a>(
+        &'a self,
+        view: usize,
+        filter: &'a RowFilter,
+    ) -> impl Iterator<Item = (Row, i64)> + 'a {
         self.packed
             .iter()
-            .filter(move |(v, _, _)| *v == view)
+            .filter(move |(v, row, _)| *v == view && filter.matches(row))
             .map(|(_, row, diff)| (row.unpack(), *diff))
     }
 }
@@ -653,7 +659,12 @@ mod tests {
         );
         let batch = rx.try_recv().unwrap();
         assert_eq!(batch.seq, 3);
-        assert_eq!(batch.changes_of(0).collect::<Vec<_>>(), vec![(new, -1)]);
-        assert!(batch.changes_of(1).next().is_none());
+        assert_eq!(
+            batch
+                .changes_of(0, &RowFilter::default())
+                .collect::<Vec<_>>(),
+            vec![(new, -1)]
+        );
+        assert!(batch.changes_of(1, &RowFilter::default()).next().is_none());
     }
 }

@@ -117,15 +117,11 @@ pub async fn export_view(
     Path((pipeline, view)): Path<(String, String)>,
     Query(params): Query<BTreeMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    if let Some(paging) = ["limit", "offset"]
-        .iter()
-        .find(|p| params.contains_key(**p))
-    {
-        return Err(ApiError::bad_request(
-            "export_not_paged",
-            format!("an export returns every row of one snapshot: `{paging}` does not apply (filter on columns instead)"),
-        ));
-    }
+    unpaged(
+        &params,
+        "export_not_paged",
+        "an export returns every row of one snapshot",
+    )?;
     let version = resolve(&state, &pipeline, &params)?;
     let def = view_def(&version, &view)?;
     let columns: Vec<Column> = version.plan.view_columns(def).to_vec();
@@ -202,14 +198,41 @@ async fn read_page(
 /// Rows serialized per chunk of an export's body.
 const EXPORT_CHUNK_ROWS: usize = 1024;
 
-/// `GET /v1/pipelines/{p}/views/{v}/subscribe`: server-sent events. First a
-/// `snapshot` event with every row, then one `changes` event per applied batch
-/// that touches the view: `{"frontier", "changes": [{"row", "diff"}]}`.
+/// Rejects `limit` and `offset` on a read that returns every matching row (an
+/// export, a subscription): `what` says what the read returns.
+fn unpaged(
+    params: &BTreeMap<String, String>,
+    error_code: &'static str,
+    what: &str,
+) -> Result<(), ApiError> {
+    match ["limit", "offset"]
+        .iter()
+        .find(|p| params.contains_key(**p))
+    {
+        Some(paging) => Err(ApiError::bad_request(
+            error_code,
+            format!("{what}: `{paging}` does not apply (filter on columns instead)"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `GET /v1/pipelines/{p}/views/{v}/subscribe?version=&<column>=<value>`:
+/// server-sent events. First a `snapshot` event with every row the filters match,
+/// then one `changes` event per applied batch that changes such a row:
+/// `{"frontier", "changes": [{"row", "diff"}]}`. A subscription to one key of a
+/// keyed view (a dashboard's page, say) reads its snapshot by one probe and is
+/// sent that key's changes only.
 pub async fn subscribe(
     State(state): State<AppState>,
     Path((pipeline, view)): Path<(String, String)>,
     Query(params): Query<BTreeMap<String, String>>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    unpaged(
+        &params,
+        "subscription_not_paged",
+        "a subscription sends every matching row and then every change to them",
+    )?;
     let version = resolve(&state, &pipeline, &params)?;
     let def = view_def(&version, &view)?;
     let view_index = version
@@ -219,11 +242,12 @@ pub async fn subscribe(
         .position(|v| v.name == def.name)
         .expect("the view belongs to its plan");
     let columns: Arc<Vec<Column>> = Arc::new(version.plan.view_columns(def).to_vec());
+    let filter = Arc::new(RowFilter::new(filters(&params, &columns)?));
     // As a page read: the lock and the ordering of the snapshot off the async threads.
-    let snapshot_columns = columns.clone();
+    let (snapshot_columns, snapshot_filter) = (columns.clone(), filter.clone());
     let (snapshot, receiver) = tokio::task::spawn_blocking(move || {
         let ((rows, frontier, offsets), receiver) = version.store.subscribe(|s| {
-            let rows = s.views[view_index].copy_rows();
+            let rows = s.views[view_index].copy_matching(&snapshot_filter);
             (rows, s.frontier, offsets_json(s))
         });
         let rows: Vec<Json_> = rows
@@ -241,7 +265,7 @@ pub async fn subscribe(
     let changes = BroadcastStream::new(receiver).filter_map(move |batch| match batch {
         Ok(batch) => {
             let changes: Vec<Json_> = batch
-                .changes_of(view_index)
+                .changes_of(view_index, &filter)
                 .map(|(row, diff)| json!({ "row": row_json(&columns, &row), "diff": diff }))
                 .collect();
             (!changes.is_empty()).then(|| {
