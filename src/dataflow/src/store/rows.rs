@@ -85,10 +85,16 @@ impl RowCounts {
         (self.add_placed(row, place, diff, |row| row), place)
     }
 
-    /// [`RowCounts::add`] for a packed row, cloned when it is new.
-    pub(super) fn add_packed_ref(&mut self, row: &PackedRow, diff: i64) -> i64 {
-        let place = self.placement.of(row);
+    /// [`RowCounts::add`] for a packed row, cloned when it is new; `place` must be
+    /// what [`RowCounts::placement`] places it by.
+    pub(super) fn add_placed_ref(&mut self, row: &PackedRow, place: u64, diff: i64) -> i64 {
+        debug_assert_eq!(place, self.placement.of(row));
         self.add_placed(row, place, diff, PackedRow::clone)
+    }
+
+    /// How the rows are placed.
+    pub(super) fn placement(&self) -> &Placement {
+        &self.placement
     }
 
     /// Adds `diff` to the multiplicity of `row`, placed by `place`, storing
